@@ -1,0 +1,112 @@
+"""Route uvicorn's log records to the server that produced them.
+
+A notebook prints thread output under whichever cell happens to be running, so a server that logs to
+stderr makes stored outputs non-deterministic. Instead, every server here owns a `ServerLog`: records
+from its thread (or, for a server on the caller's loop, from that loop's tasks) are kept in a bounded
+list, and a lesson prints `server.errors` when it wants to show what went wrong on the server side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+
+MAX_RECORDS = 200
+UVICORN_LOGGER = "uvicorn"
+
+
+def _one_line(record: logging.LogRecord) -> str:
+    """Summarise a record as one line: the exception (type: message) when there is one."""
+    if record.exc_info and record.exc_info[1] is not None:
+        exc = record.exc_info[1]
+        return f"{type(exc).__name__}: {exc}".rstrip(": ")
+    message = record.getMessage().strip()
+    lines = [line for line in message.splitlines() if line.strip()]
+    # Lifespan failures arrive as a whole traceback text: its last line names the exception.
+    return lines[-1].strip() if lines else ""
+
+
+class ServerLog:
+    """A bounded record of one server's WARNING+ log lines, optionally echoed to stderr."""
+
+    def __init__(self, echo: bool = False) -> None:
+        self.echo = echo
+        self.records: deque[logging.LogRecord] = deque(maxlen=MAX_RECORDS)
+
+    def add(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        if self.echo:
+            print(f"[server {record.levelname.lower()}] {record.getMessage()}", file=sys.stderr)
+
+    @property
+    def errors(self) -> list[str]:
+        """One line per ERROR record, exceptions shown as 'Type: message'."""
+        return [_one_line(r) for r in self.records if r.levelno >= logging.ERROR]
+
+    @property
+    def lines(self) -> list[str]:
+        return [_one_line(r) for r in self.records]
+
+    def clear(self) -> None:
+        self.records.clear()
+
+
+Matcher = Callable[[logging.LogRecord], bool]
+
+
+class _Router(logging.Handler):
+    """Single handler on the 'uvicorn' logger that hands each record to the owning ServerLog."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self._lock_routes = threading.Lock()
+        self._routes: dict[int, tuple[Matcher, ServerLog]] = {}
+        self._next = 0
+
+    def register(self, matcher: Matcher, log: ServerLog) -> int:
+        with self._lock_routes:
+            self._next += 1
+            self._routes[self._next] = (matcher, log)
+            return self._next
+
+    def unregister(self, key: int) -> None:
+        with self._lock_routes:
+            self._routes.pop(key, None)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._lock_routes:
+            routes = list(self._routes.values())
+        for matcher, log in routes:
+            if matcher(record):
+                log.add(record)
+                return
+        # A record no server claims (for example a learner's own uvicorn run) still reaches stderr.
+        print(f"[uvicorn {record.levelname.lower()}] {record.getMessage()}", file=sys.stderr)
+
+
+_router = _Router()
+
+
+def install() -> _Router:
+    """Attach the router once; uvicorn's own console handlers are not used (we pass log_config=None)."""
+    logger = logging.getLogger(UVICORN_LOGGER)
+    if _router not in logger.handlers:
+        logger.addHandler(_router)
+        logger.propagate = False
+    return _router
+
+
+def loop_matcher(loop: asyncio.AbstractEventLoop) -> Matcher:
+    """Records emitted while the given loop is running on the current thread."""
+
+    def match(record: logging.LogRecord) -> bool:
+        try:
+            return asyncio.get_running_loop() is loop
+        except RuntimeError:
+            return False
+
+    return match

@@ -1,0 +1,653 @@
+"""Run real uvicorn servers from a notebook or a test, and always get them back.
+
+Three ways to run an ASGI app, each returning a handle with `.url`, `.ws_url(path)`, `.port` and `.stop()`:
+
+- `serve(app)`: uvicorn in a daemon thread with its own event loop (the default in this series). The
+  kernel's loop stays free, so both async and sync clients work from cells.
+- `await serve_on_loop(app)`: uvicorn as a task on the caller's running loop (lesson 05 shows why this
+  is fragile). Signal handlers are never touched, so the kernel's interrupt button keeps working.
+- `serve_process("module:app")`: uvicorn in a child process, for lessons where several processes share
+  a channel layer or Redis.
+
+The listening socket is bound by the caller before uvicorn starts, so "port in use" is an immediate,
+clear error, and `port=0` (the default) gets a free loopback port with no race. Each server has a name;
+serving again under the same name first stops the old server, which makes re-running a cell safe.
+Every server still running stops when the interpreter exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import errno
+import os
+import queue
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import uvicorn
+
+from helpers import server_logs
+
+T = TypeVar("T")
+
+DEFAULT_HOST = "127.0.0.1"
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+
+class ServerStartError(RuntimeError):
+    """A server did not start; the message says why and what to do."""
+
+
+class ServerUsageError(RuntimeError):
+    """A server handle was used in a way that cannot work; the message says what to do instead."""
+
+
+# --------------------------------------------------------------------------------------------------
+# shared pieces
+
+
+def _bind(name: str, host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # Same option uvicorn sets: a restarted server may reuse a port still in TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServerStartError(
+                f"cannot start server {name!r}: port {port} on {host} is already in use. "
+                "Stop whatever holds it, or leave out port= to get a free port."
+            ) from exc
+        raise ServerStartError(f"cannot start server {name!r}: binding {host}:{port} failed: {exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def _default_name(app: object) -> str:
+    if isinstance(app, str):
+        return app
+    consumer = getattr(app, "consumer_class", None)  # Channels' Consumer.as_asgi() result
+    if consumer is not None:
+        return consumer.__name__
+    return getattr(app, "__name__", None) or type(app).__name__
+
+
+def _display_host(host: str) -> str:
+    """Clients connect to loopback when a server listens on every interface."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
+class _ReadyServer(uvicorn.Server):
+    """uvicorn.Server that reports startup and never installs signal handlers."""
+
+    def __init__(self, config: uvicorn.Config, on_settled: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_settled = on_settled
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self._on_settled()
+
+    def capture_signals(self) -> contextlib.nullcontext[None]:  # type: ignore[override]
+        # The kernel owns SIGINT (its interrupt button); a server inside it must not take it over.
+        return contextlib.nullcontext()
+
+
+def _make_config(app: Any, log_level: str, uvicorn_options: dict[str, Any]) -> uvicorn.Config:
+    options: dict[str, Any] = {"lifespan": "auto", "ws": "auto"}
+    options.update(uvicorn_options)
+    # log_config=None: uvicorn installs no console handlers; records go to the server's ServerLog.
+    return uvicorn.Config(app, log_level=log_level, log_config=None, **options)
+
+
+def _failure_text(log: server_logs.ServerLog, exc: BaseException | None) -> str:
+    reasons = [line for line in log.errors if line]
+    if exc is not None and not isinstance(exc, SystemExit):
+        reasons.append(f"{type(exc).__name__}: {exc}")
+    return "; ".join(dict.fromkeys(reasons)) or "uvicorn exited during startup without saying why"
+
+
+class _Server:
+    """What every kind of server handle has in common."""
+
+    kind = "server"
+
+    def __init__(self, name: str, host: str, port: int) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self._stopped = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._netloc}"
+
+    def ws_url(self, path: str = "/") -> str:
+        """The ws:// address of `path` on this server (a leading slash is added if missing)."""
+        if not path.startswith("/"):
+            path = "/" + path
+        return f"ws://{self._netloc}{path}"
+
+    @property
+    def _netloc(self) -> str:
+        host = _display_host(self.host)
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<{type(self).__name__} {self.name!r} {state} at {self.url}>"
+
+
+# --------------------------------------------------------------------------------------------------
+# registry
+
+
+_registry: dict[str, _Server] = {}
+_registry_lock = threading.RLock()
+
+
+def _register(server: _Server) -> None:
+    with _registry_lock:
+        _registry[server.name] = server
+
+
+def _unregister(server: _Server) -> None:
+    with _registry_lock:
+        if _registry.get(server.name) is server:
+            del _registry[server.name]
+
+
+def _replace(name: str) -> None:
+    """Stop the server registered under `name`, if any, before a new one takes the name."""
+    with _registry_lock:
+        old = _registry.get(name)
+    if old is None:
+        return
+    if isinstance(old, LoopServer):
+        old.stop_soon()
+    else:
+        old.stop()  # type: ignore[attr-defined]
+
+
+def running_servers() -> dict[str, str]:
+    """Name -> URL of every server still running, for a quick look from a cell."""
+    with _registry_lock:
+        return {name: s.url for name, s in _registry.items() if s.running}
+
+
+def stop_all() -> list[str]:
+    """Stop every server started through this module; returns the names that were stopped."""
+    with _registry_lock:
+        servers = list(_registry.values())
+    for server in servers:
+        if isinstance(server, LoopServer):
+            server.stop_soon()
+        else:
+            server.stop()  # type: ignore[attr-defined]
+    return [s.name for s in servers]
+
+
+atexit.register(stop_all)
+
+
+# --------------------------------------------------------------------------------------------------
+# in a thread
+
+
+class ThreadServer(_Server):
+    """uvicorn serving an app on its own event loop in a daemon thread."""
+
+    kind = "thread"
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        server: _ReadyServer,
+        loop: asyncio.AbstractEventLoop,
+        thread: threading.Thread,
+        log: server_logs.ServerLog,
+    ) -> None:
+        super().__init__(name, host, port)
+        self.loop = loop
+        self.thread = thread
+        self.log = log
+        self._uvicorn = server
+        self._stop_lock = threading.Lock()
+
+    @property
+    def errors(self) -> list[str]:
+        """Errors the server logged (exceptions in handlers, failed sends), one line each."""
+        return self.log.errors
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped and self.thread.is_alive()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule `coro` on the server's loop from any other thread; returns a concurrent Future."""
+        if not asyncio.iscoroutine(coro):
+            raise ServerUsageError(
+                f"submit()/run() need a coroutine object, got {type(coro).__name__}: "
+                "call the async function, e.g. server.run(broadcast('hi')), not server.run(broadcast)."
+            )
+        if not self.running:
+            coro.close()
+            raise ServerUsageError(f"server {self.name!r} is stopped: serve it again before running code on its loop.")
+        if threading.current_thread() is self.thread:
+            coro.close()
+            raise ServerUsageError(
+                "run()/submit() were called from the server's own loop, which would wait on itself: "
+                "inside the server just `await` the coroutine."
+            )
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 5.0) -> T:
+        """Run `coro` on the server's loop and return its result (waits at most `timeout` seconds)."""
+        future = self.submit(coro)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"coroutine on server {self.name!r} did not finish within {timeout} s") from None
+
+    def call_soon(self, callback: Callable[..., object], *args: object) -> None:
+        """Call a plain function on the server's loop (thread-safe)."""
+        self.loop.call_soon_threadsafe(callback, *args)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the server and wait for its thread; calling it again does nothing."""
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._uvicorn.should_exit = True
+        if threading.current_thread() is not self.thread:
+            self.thread.join(timeout)
+            if self.thread.is_alive():
+                # Connections that never finish: cut them, as a second Ctrl+C would.
+                self._uvicorn.force_exit = True
+                self.thread.join(timeout)
+        _unregister(self)
+
+    def __enter__(self) -> ThreadServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(
+    app: Any,
+    *,
+    name: str | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = 0,
+    log_level: str = "warning",
+    echo_logs: bool = False,
+    ready_timeout: float = READY_TIMEOUT,
+    **uvicorn_options: Any,
+) -> ThreadServer:
+    """Serve `app` with uvicorn in a background thread and return once it accepts connections.
+
+    `app` is an ASGI app or an import string ("package.module:app"). `name` defaults to the app's
+    name; a running server with the same name is stopped first. Log records are kept on the handle
+    (`server.errors`), not printed, unless `echo_logs=True`. Extra keyword arguments go to
+    `uvicorn.Config` (for example `ws_max_size=...`).
+    """
+    name = name or _default_name(app)
+    _replace(name)
+    sock = _bind(name, host, port)
+    actual_port = sock.getsockname()[1]
+    try:
+        config = _make_config(app, log_level, uvicorn_options)
+    except BaseException:
+        sock.close()
+        raise
+    log = server_logs.ServerLog(echo=echo_logs)
+    router = server_logs.install()
+    settled = threading.Event()
+    server = _ReadyServer(config, on_settled=settled.set)
+    loop = asyncio.new_event_loop()
+    failure: list[BaseException] = []
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.serve(sockets=[sock]))
+        except BaseException as exc:  # SystemExit is how uvicorn reports a failed startup
+            failure.append(exc)
+        finally:
+            settled.set()
+            sock.close()
+            _close_loop(loop)
+            router.unregister(route)
+
+    thread = threading.Thread(target=main, name=f"uvicorn-{name}", daemon=True)
+    # thread.ident is read when a record arrives; the thread logs nothing before it starts.
+    route = router.register(lambda record: record.thread == thread.ident, log)
+    handle = ThreadServer(name, host, actual_port, server, loop, thread, log)
+    thread.start()
+    if not settled.wait(ready_timeout):
+        handle.stop(timeout=1.0)
+        raise ServerStartError(
+            f"server {name!r} did not become ready within {ready_timeout} s; "
+            "is the app's lifespan startup waiting on something?"
+        )
+    if not server.started:
+        thread.join(STOP_TIMEOUT)
+        handle._stopped = True
+        cause = _failure_text(log, failure[0] if failure else None)
+        raise ServerStartError(f"server {name!r} failed to start: {cause}")
+    _register(handle)
+    return handle
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left on a server loop and close it, so no task or socket outlives the server."""
+    try:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# on the caller's loop
+
+
+class LoopServer(_Server):
+    """uvicorn running as a task on the loop that started it (usually the kernel's)."""
+
+    kind = "loop"
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        server: _ReadyServer,
+        task: asyncio.Task[None],
+        log: server_logs.ServerLog,
+    ) -> None:
+        super().__init__(name, host, port)
+        self.task = task
+        self.loop = task.get_loop()
+        self.log = log
+        self._uvicorn = server
+
+    @property
+    def errors(self) -> list[str]:
+        return self.log.errors
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped and not self.task.done()
+
+    def stop_soon(self) -> None:
+        """Ask the server to exit without waiting (usable from plain functions and other threads)."""
+        self._stopped = True
+        self._uvicorn.should_exit = True
+        _unregister(self)
+
+    async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the server and wait for its task; calling it again does nothing."""
+        self.stop_soon()
+        if self.task.done():
+            return
+        if asyncio.get_running_loop() is not self.loop:
+            raise ServerUsageError("await stop() on the loop that started the server, or call stop_soon().")
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), timeout)
+        except TimeoutError:
+            self._uvicorn.force_exit = True
+            await asyncio.wait_for(self.task, timeout)
+
+    async def __aenter__(self) -> LoopServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def serve_on_loop(
+    app: Any,
+    *,
+    name: str | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = 0,
+    log_level: str = "warning",
+    echo_logs: bool = False,
+    ready_timeout: float = READY_TIMEOUT,
+    **uvicorn_options: Any,
+) -> LoopServer:
+    """Start uvicorn as a task on the running loop and return once it accepts connections.
+
+    While a cell awaits something, this server is served; while a cell blocks (a sync client, time.sleep),
+    it is not. That is the lesson of notebook 05; everyday notebooks should use `serve()`.
+    """
+    loop = asyncio.get_running_loop()
+    name = name or _default_name(app)
+    _replace(name)
+    sock = _bind(name, host, port)
+    actual_port = sock.getsockname()[1]
+    log = server_logs.ServerLog(echo=echo_logs)
+    router = server_logs.install()
+    settled = asyncio.Event()
+    try:
+        config = _make_config(app, log_level, uvicorn_options)
+    except BaseException:
+        sock.close()
+        raise
+    server = _ReadyServer(config, on_settled=settled.set)
+    route = router.register(server_logs.loop_matcher(loop), log)
+
+    async def main() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            settled.set()
+            sock.close()
+            router.unregister(route)
+
+    task = loop.create_task(main(), name=f"uvicorn-{name}")
+    handle = LoopServer(name, host, actual_port, server, task, log)
+    waiter = loop.create_task(settled.wait())
+    await asyncio.wait({waiter, task}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if not server.started:
+        failure: BaseException | None = None
+        if task.done():
+            failure = task.exception()
+        else:
+            await handle.stop(timeout=1.0)
+            raise ServerStartError(f"server {name!r} did not become ready within {ready_timeout} s")
+        raise ServerStartError(f"server {name!r} failed to start: {_failure_text(log, failure)}")
+    _register(handle)
+    return handle
+
+
+# --------------------------------------------------------------------------------------------------
+# in a separate process
+
+
+class ProcessServer(_Server):
+    """uvicorn serving an import string in a child process (see helpers.process_entry)."""
+
+    kind = "process"
+
+    def __init__(self, name: str, host: str, port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        super().__init__(name, host, port)
+        self.process = process
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped and self.process.poll() is None
+
+    @property
+    def output(self) -> str:
+        """What the child wrote to stderr (uvicorn logs, tracebacks)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Ask the child to shut down (close its stdin), then terminate or kill it if it lingers."""
+        if self._stopped:
+            return
+        self._stopped = True
+        _terminate(self.process, timeout)
+        with contextlib.suppress(FileNotFoundError):
+            self.log_path.unlink()
+        _unregister(self)
+
+    def __enter__(self) -> ProcessServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
+    if process.poll() is None:
+        try:
+            assert process.stdin is not None
+            process.stdin.close()  # the child treats EOF on stdin as "shut down now"
+        except (OSError, ValueError):
+            pass
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+def serve_process(
+    import_string: str,
+    *,
+    name: str | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = 0,
+    log_level: str = "warning",
+    env: dict[str, str] | None = None,
+    app_dir: str | os.PathLike[str] | None = None,
+    ready_timeout: float = READY_TIMEOUT,
+) -> ProcessServer:
+    """Start `python -m helpers.process_entry import_string` and return once it accepts connections.
+
+    The child binds the port itself (port=0 gets a free one) and reports it back. It exits when this
+    process closes its stdin, which also happens if this process dies, so no orphan is left behind.
+    `env` adds environment variables; `app_dir` is put first on the child's import path.
+    """
+    if ":" not in import_string:
+        raise ServerUsageError(
+            f"serve_process() needs an import string like 'package.module:app', got {import_string!r}; "
+            "a process cannot be handed an app object, only told where to import it from."
+        )
+    name = name or import_string
+    _replace(name)
+    child_env = dict(os.environ)
+    child_env.update(env or {})
+    paths = [str(Path(app_dir).resolve())] if app_dir else []
+    paths.append(str(Path(__file__).resolve().parent.parent))
+    if child_env.get("PYTHONPATH"):
+        paths.append(child_env["PYTHONPATH"])
+    child_env["PYTHONPATH"] = os.pathsep.join(paths)
+    fd, log_name = tempfile.mkstemp(prefix="wslab-server-", suffix=".log")
+    log_path = Path(log_name)
+    command = [
+        sys.executable,
+        "-m",
+        "helpers.process_entry",
+        import_string,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        log_level,
+    ]
+    with os.fdopen(fd, "wb") as log_file:
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, env=child_env
+        )
+    handle = ProcessServer(name, host, port, process, log_path)
+    lines: queue.Queue[bytes] = queue.Queue()
+
+    def read_ready_line() -> None:
+        assert process.stdout is not None
+        lines.put(process.stdout.readline())
+
+    threading.Thread(target=read_ready_line, name=f"ready-{name}", daemon=True).start()
+    deadline = time.monotonic() + ready_timeout
+    line = b""
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.05)
+            break
+        except queue.Empty:
+            if process.poll() is not None:
+                break
+    if not line.startswith(b"READY "):
+        if line == b"":  # stdout closed: the child is exiting; let it finish so its code is known
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(1.0)
+        exit_code = process.poll()
+        output = handle.output
+        handle.stop(timeout=1.0)
+        if exit_code is None:
+            raise ServerStartError(f"process server {name!r} did not become ready within {ready_timeout} s")
+        raise ServerStartError(
+            f"process server {name!r} exited with code {exit_code} before it was ready: {_last_error_line(output)}"
+        )
+    handle.port = int(line.split()[1])
+    _register(handle)
+    return handle
+
+
+def _last_error_line(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "Error" in line or "error" in line or "Exception" in line:
+            return line
+    return lines[-1] if lines else "no output"
