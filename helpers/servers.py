@@ -80,7 +80,10 @@ def _bind(name: str, host: str, port: int) -> socket.socket:
 def _default_name(app: object) -> str:
     if isinstance(app, str):
         return app
-    consumer = getattr(app, "consumer_class", None)  # Channels' Consumer.as_asgi() result
+    inner = app
+    while hasattr(inner, "inner"):  # Channels middleware (AuthMiddlewareStack, ...) wraps the app
+        inner = inner.inner
+    consumer = getattr(inner, "consumer_class", None)  # Channels' Consumer.as_asgi() result
     if consumer is not None:
         return consumer.__name__
     return getattr(app, "__name__", None) or type(app).__name__

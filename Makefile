@@ -1,0 +1,59 @@
+# Two commands matter: `make lab` (set up, then open JupyterLab on the first notebook) and
+# `make test` (set up, then lint + unit tests + every notebook under strict nbval).
+# Set-up is incremental: the venv is rebuilt only when a requirements file or pyproject.toml changes.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Keep Jupyter's config, data and runtime files inside the repo: nothing is registered outside it.
+export JUPYTER_CONFIG_DIR := $(CURDIR)/.jupyter-local/config
+export JUPYTER_RUNTIME_DIR := $(CURDIR)/.jupyter-local/runtime
+export JUPYTERLAB_SETTINGS_DIR := $(CURDIR)/.jupyter-local/lab-settings
+export JUPYTERLAB_WORKSPACES_DIR := $(CURDIR)/.jupyter-local/lab-workspaces
+export IPYTHONDIR := $(CURDIR)/.jupyter-local/ipython
+export MPLCONFIGDIR := $(CURDIR)/.jupyter-local/matplotlib
+export PYTHONDONTWRITEBYTECODE := 1
+
+NBVAL := $(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env \
+	--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=60 -o filterwarnings=default
+
+.PHONY: setup lab test lint unit notebooks-test notebooks nav bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+lab: setup
+	$(BIN)/python tools/lab.py
+
+test: setup lint unit notebooks-test
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python tools/notebooks.py nav --check
+
+unit: setup
+	$(BIN)/pytest tests
+
+notebooks-test: setup
+	$(NBVAL) notebooks
+
+# Re-execute notebooks in place and store fresh outputs (NB=01_handshake_and_accept.ipynb for one).
+notebooks: setup
+	$(BIN)/python tools/notebooks.py refresh $(NB)
+
+nav: setup
+	$(BIN)/python tools/notebooks.py nav
+
+bench: setup
+	$(BIN)/python bench/servers.py
+
+clean:
+	rm -rf $(VENV) .jupyter-local

@@ -1,0 +1,78 @@
+"""Start JupyterLab on loopback, opening the first notebook (`make lab` runs this).
+
+    python tools/lab.py [--port N] [--no-browser]
+
+Jupyter's config, data and runtime folders are kept inside the repo (.jupyter-local/, set by the
+Makefile or here), so nothing is registered for the user outside the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRST_NOTEBOOK = "00_start_here.ipynb"
+LOCAL = ROOT / ".jupyter-local"
+ENVIRONMENT = {
+    "JUPYTER_CONFIG_DIR": LOCAL / "config",
+    "JUPYTER_RUNTIME_DIR": LOCAL / "runtime",
+    "JUPYTERLAB_SETTINGS_DIR": LOCAL / "lab-settings",
+    "JUPYTERLAB_WORKSPACES_DIR": LOCAL / "lab-workspaces",
+    "IPYTHONDIR": LOCAL / "ipython",
+    "MPLCONFIGDIR": LOCAL / "matplotlib",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def command(port: int, open_browser: bool) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={ROOT / 'notebooks'}",
+        f"--ServerApp.open_browser={open_browser}",
+        # No calls home: news and update checks stay off.
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        FIRST_NOTEBOOK,
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: 8888 if free, else any)")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    args = parser.parse_args(argv)
+    port = args.port
+    if port == 0:
+        try:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 8888))
+            port = 8888
+        except OSError:
+            port = free_port()
+    for name, path in ENVIRONMENT.items():
+        os.environ.setdefault(name, str(path))
+        Path(os.environ[name]).mkdir(parents=True, exist_ok=True)
+    cmd = command(port, not args.no_browser)
+    print(f"JupyterLab on http://127.0.0.1:{port}/lab (Ctrl+C here to stop)", flush=True)
+    os.chdir(ROOT / "notebooks")
+    os.execv(cmd[0], cmd)
+    return 0  # not reached: execv replaces this process
+
+
+if __name__ == "__main__":
+    sys.exit(main())
