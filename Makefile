@@ -18,15 +18,15 @@ export PYTHONDONTWRITEBYTECODE := 1
 NBVAL := $(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=60 -o filterwarnings=default
 
-.PHONY: setup lab test lint unit notebooks-test notebooks nav bench clean
+.PHONY: setup lab test lint unit notebooks-test notebooks nav bench lock clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
 lab: setup
@@ -54,6 +54,13 @@ nav: setup
 
 bench: setup
 	$(BIN)/python bench/servers.py
+
+# After changing requirements*.txt: install them, then record every resulting version.
+lock:
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@{ echo "# Every installed package, pinned: installs use it as a constraints file so transitive versions"; \
+	   echo "# cannot drift. Regenerate after changing requirements*.txt: make lock"; \
+	   $(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) .jupyter-local

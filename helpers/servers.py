@@ -113,7 +113,9 @@ class _ReadyServer(uvicorn.Server):
 
 
 def _make_config(app: Any, log_level: str, uvicorn_options: dict[str, Any]) -> uvicorn.Config:
-    options: dict[str, Any] = {"lifespan": "auto", "ws": "auto"}
+    # A handler that never returns (a lesson about never accepting, say) must not make stop() hang:
+    # after 1 s of graceful shutdown uvicorn cancels what is left.
+    options: dict[str, Any] = {"lifespan": "auto", "ws": "auto", "timeout_graceful_shutdown": 1.0}
     options.update(uvicorn_options)
     # log_config=None: uvicorn installs no console handlers; records go to the server's ServerLog.
     return uvicorn.Config(app, log_level=log_level, log_config=None, **options)
@@ -238,6 +240,7 @@ class ThreadServer(_Server):
         self.log = log
         self._uvicorn = server
         self._stop_lock = threading.Lock()
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def errors(self) -> list[str]:
@@ -286,13 +289,24 @@ class ThreadServer(_Server):
                 return
             self._stopped = True
         self._uvicorn.should_exit = True
+        if not self._uvicorn.started:
+            # Still in startup (e.g. a lifespan that never finishes): should_exit is not looked at yet.
+            self._cancel_task()
         if threading.current_thread() is not self.thread:
             self.thread.join(timeout)
             if self.thread.is_alive():
                 # Connections that never finish: cut them, as a second Ctrl+C would.
                 self._uvicorn.force_exit = True
                 self.thread.join(timeout)
+            if self.thread.is_alive():
+                self._cancel_task()
+                self.thread.join(timeout)
         _unregister(self)
+
+    def _cancel_task(self) -> None:
+        if self._task is not None and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
+                self.loop.call_soon_threadsafe(self._task.cancel)
 
     def __enter__(self) -> ThreadServer:
         return self
@@ -338,7 +352,8 @@ def serve(
     def main() -> None:
         asyncio.set_event_loop(loop)
         try:
-            loop.run_until_complete(server.serve(sockets=[sock]))
+            handle._task = loop.create_task(server.serve(sockets=[sock]))
+            loop.run_until_complete(handle._task)
         except BaseException as exc:  # SystemExit is how uvicorn reports a failed startup
             failure.append(exc)
         finally:
@@ -471,9 +486,15 @@ async def serve_on_loop(
     server = _ReadyServer(config, on_settled=settled.set)
     route = router.register(server_logs.loop_matcher(loop), log)
 
+    failure: list[BaseException] = []
+
     async def main() -> None:
         try:
             await server.serve(sockets=[sock])
+        except SystemExit as exc:
+            # uvicorn reports a failed startup with sys.exit(); escaping a task on the kernel's loop,
+            # SystemExit would stop the loop itself, so it ends here.
+            failure.append(exc)
         finally:
             settled.set()
             sock.close()
@@ -485,13 +506,12 @@ async def serve_on_loop(
     await asyncio.wait({waiter, task}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
     if not server.started:
-        failure: BaseException | None = None
         if task.done():
-            failure = task.exception()
+            cause = _failure_text(log, failure[0] if failure else task.exception())
         else:
             await handle.stop(timeout=1.0)
             raise ServerStartError(f"server {name!r} did not become ready within {ready_timeout} s")
-        raise ServerStartError(f"server {name!r} failed to start: {_failure_text(log, failure)}")
+        raise ServerStartError(f"server {name!r} failed to start: {cause}")
     _register(handle)
     return handle
 

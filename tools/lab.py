@@ -47,6 +47,9 @@ def command(port: int, open_browser: bool) -> list[str]:
         # No calls home: news and update checks stay off.
         "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+        # Containers and CI machines often run as root; Jupyter refuses that unless told.
+        *(["--ServerApp.allow_root=True"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
         FIRST_NOTEBOOK,
     ]
 

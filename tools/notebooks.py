@@ -88,6 +88,7 @@ def _put_cell(nb: nbformat.NotebookNode, cell_id: str, source: str, *, at_end: b
     for cell in nb.cells:
         if cell.get("id") == cell_id:
             cell["source"] = source
+            cell["metadata"]["tags"] = [GENERATED_TAG]
             return
     if not at_end:
         raise SystemExit(f"notebook has no cell with id {cell_id!r}: add a markdown cell with that id where it belongs")

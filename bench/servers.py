@@ -1,0 +1,226 @@
+"""How fast `helpers.servers` starts, stops and echoes: a report, not a test.
+
+Run with `make bench` (or `.venv/bin/python bench/servers.py [--cycles N] [--round-trips N] [--check]`).
+
+What is measured, and why:
+
+1. Start-to-ready and stop of `serve(echo)`. Notebooks call `serve()` in almost every experiment and
+   again on every re-run, so its cost is paid constantly. Start-to-ready is the wall time from calling
+   `serve()` until it returns; it only returns once uvicorn has started and accepts connections on the
+   pre-bound socket. Stop is the wall time of `handle.stop()`, which waits for the server thread to
+   exit. uvicorn checks `should_exit` every 0.1 s and then sleeps 0.1 s during shutdown, so stop takes
+   100-200 ms depending on where in its 0.1 s tick the server is. Stopping right after start (as here)
+   always lands at the start of a tick, so this measures the worst case, about 200 ms, with almost no
+   spread. Median and p90 over `--cycles` cycles, after warm-up cycles that pay for imports and
+   first-use caches.
+
+2. Echo round-trip latency. One `websockets` asyncio client, on this process's main-thread event loop
+   (`asyncio.run`), sends a short text message and awaits the echo, `--round-trips` times after a
+   warm-up, against the same `helpers.demo_apps:echo` app served two ways:
+   (a) `serve(echo)`: uvicorn on its own loop in a daemon thread of *this* process, so client and
+       server share one interpreter and take turns on the GIL;
+   (b) `serve_process("helpers.demo_apps:echo")`: uvicorn in a child process, with its own GIL, so
+       client and server run in parallel on separate cores.
+   The ratio of the medians (thread / process) is the price of running the server inside the kernel,
+   which is what every lesson does.
+
+Targets (a verdict line each): start-to-ready median <= 20 ms, stop median <= 250 ms, in-thread echo
+median within 1.5x of the separate-process server. The exit code is 0 unless `--check` is given and a
+target is missed. Everything binds 127.0.0.1 and every server is stopped before the script exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+
+from helpers.clients import connect
+from helpers.demo_apps import echo
+from helpers.servers import serve, serve_process
+
+HOST = "127.0.0.1"
+ECHO_IMPORT = "helpers.demo_apps:echo"
+LIFECYCLE_WARMUP = 2
+ROUND_TRIP_WARMUP = 100
+MESSAGE = "ping"
+
+START_TARGET_MS = 20.0
+STOP_TARGET_MS = 250.0
+RATIO_TARGET = 1.5
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) with linear interpolation between closest ranks."""
+    if not samples:
+        raise ValueError("no samples")
+    ordered = sorted(samples)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass
+class Series:
+    """One row of the table: a label and its samples in milliseconds."""
+
+    label: str
+    samples_ms: list[float]
+
+    @property
+    def median(self) -> float:
+        return percentile(self.samples_ms, 50)
+
+    def p(self, q: float) -> float:
+        return percentile(self.samples_ms, q)
+
+
+# --------------------------------------------------------------------------------------------------
+# measurements
+
+
+def measure_lifecycle(cycles: int, warmup: int = LIFECYCLE_WARMUP) -> tuple[Series, Series]:
+    """Time `serve(echo)` until it returns, then `stop()` (via the context manager), `cycles` times."""
+    start_ms: list[float] = []
+    stop_ms: list[float] = []
+    for cycle in range(warmup + cycles):
+        began = time.perf_counter()
+        with serve(echo, name="bench-lifecycle", host=HOST):
+            ready = time.perf_counter()
+        stopped = time.perf_counter()
+        if cycle >= warmup:
+            start_ms.append((ready - began) * 1000)
+            stop_ms.append((stopped - ready) * 1000)
+    return Series("serve(echo) start-to-ready", start_ms), Series("handle.stop()", stop_ms)
+
+
+async def _round_trips(url: str, count: int, warmup: int) -> list[float]:
+    samples_ms: list[float] = []
+    async with connect(url) as ws:
+        for index in range(warmup + count):
+            began = time.perf_counter_ns()
+            await ws.send(MESSAGE)
+            reply = await ws.recv()
+            elapsed_ns = time.perf_counter_ns() - began
+            if reply != MESSAGE:
+                raise RuntimeError(f"echo server answered {reply!r} to {MESSAGE!r}")
+            if index >= warmup:
+                samples_ms.append(elapsed_ns / 1e6)
+    return samples_ms
+
+
+def measure_thread_echo(count: int, warmup: int = ROUND_TRIP_WARMUP) -> Series:
+    """Round trips against `serve(echo)`: server thread and client share this process."""
+    with serve(echo, name="bench-echo-thread", host=HOST) as server:
+        samples = asyncio.run(_round_trips(server.ws_url("/"), count, warmup))
+    return Series("echo RTT, in-thread serve()", samples)
+
+
+def measure_process_echo(count: int, warmup: int = ROUND_TRIP_WARMUP) -> Series:
+    """Round trips against `serve_process(...)`: the server has its own process and GIL."""
+    with serve_process(ECHO_IMPORT, name="bench-echo-process", host=HOST) as server:
+        samples = asyncio.run(_round_trips(server.ws_url("/"), count, warmup))
+    return Series("echo RTT, serve_process()", samples)
+
+
+# --------------------------------------------------------------------------------------------------
+# report
+
+
+def _ms(value: float) -> str:
+    return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def format_table(lifecycle: Sequence[Series], echoes: Sequence[Series], ratio: float) -> str:
+    headers = ("measurement", "n", "median", "p90", "p99")
+    rows: list[tuple[str, ...]] = []
+    for series in lifecycle:  # p99 of a few dozen samples is just the maximum: not shown
+        rows.append((series.label, str(len(series.samples_ms)), _ms(series.median), _ms(series.p(90)), "-"))
+    for series in echoes:
+        rows.append(
+            (series.label, str(len(series.samples_ms)), _ms(series.median), _ms(series.p(90)), _ms(series.p(99)))
+        )
+    rows.append(("echo RTT ratio thread/process", "-", f"{ratio:.2f}x", "-", "-"))
+    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest])
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+def verdicts(start: Series, stop: Series, ratio: float) -> list[tuple[bool, str]]:
+    return [
+        (
+            start.median <= START_TARGET_MS,
+            f"start-to-ready median {_ms(start.median)} (target <= {START_TARGET_MS:g} ms)",
+        ),
+        (
+            stop.median <= STOP_TARGET_MS,
+            f"stop median {_ms(stop.median)} (target <= {STOP_TARGET_MS:g} ms)",
+        ),
+        (
+            ratio <= RATIO_TARGET,
+            f"in-thread echo median is {ratio:.2f}x the separate process's (target <= {RATIO_TARGET:g}x)",
+        ),
+    ]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bench/servers.py",
+        description="Start/stop time of serve() and echo latency, in-thread vs separate process.",
+    )
+    parser.add_argument("--cycles", type=_positive_int, default=20, help="serve()/stop() cycles (default 20)")
+    parser.add_argument(
+        "--round-trips", type=_positive_int, default=2000, help="echo round trips per server (default 2000)"
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    args = parser.parse_args(argv)
+
+    print(
+        f"Python {platform.python_version()}, uvicorn {version('uvicorn')}, websockets {version('websockets')}, "
+        f"{os.cpu_count()} CPUs, {platform.system()} {platform.machine()}"
+    )
+    print(
+        f"{args.cycles} serve/stop cycles after {LIFECYCLE_WARMUP} warm-up; "
+        f"{args.round_trips} echo round trips of {MESSAGE!r} after {ROUND_TRIP_WARMUP} warm-up, per server"
+    )
+    started = time.perf_counter()
+    start, stop = measure_lifecycle(args.cycles)
+    thread_echo = measure_thread_echo(args.round_trips)
+    process_echo = measure_process_echo(args.round_trips)
+    ratio = thread_echo.median / process_echo.median
+
+    print()
+    print(format_table([start, stop], [thread_echo, process_echo], ratio))
+    print()
+    results = verdicts(start, stop, ratio)
+    for passed, text in results:
+        print(f"{'PASS' if passed else 'MISS'}  {text}")
+    print(f"\n(total {time.perf_counter() - started:.1f} s)")
+    if args.check and not all(passed for passed, _ in results):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Tests for helpers.clients: each kind of outcome a client can see, read from real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from helpers.clients import Outcome, attempt, attempt_sync, connect, connect_sync
+from helpers.demo_apps import echo
+from helpers.servers import ThreadServer, serve
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def scripted(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A raw ASGI app whose behaviour is chosen by the request path."""
+    if scope["type"] != "websocket":
+        return
+    await receive()  # websocket.connect
+    path = scope["path"]
+    if path == "/reject":
+        await send({"type": "websocket.close", "code": 4001})
+    elif path == "/never":
+        await asyncio.sleep(30)
+    elif path == "/crash":
+        await send({"type": "websocket.accept"})
+        await receive()
+        raise RuntimeError("handler crashed")
+    elif path == "/members-only":
+        offered = scope["subprotocols"]
+        await send({"type": "websocket.accept", "subprotocol": offered[-1] if offered else None})
+        await send({"type": "websocket.send", "text": "hello"})
+        await send({"type": "websocket.close", "code": 4403, "reason": "members only"})
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ThreadServer]:
+    with serve(scripted, name="scripted") as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def echo_server() -> Iterator[ThreadServer]:
+    with serve(echo, name="echo-clients") as handle:
+        yield handle
+
+
+def test_opened_conversation_reports_messages_and_client_close(echo_server: ThreadServer) -> None:
+    """An accepted connection reports HTTP 101, the replies, and the client's own 1000 close."""
+    outcome = attempt_sync(echo_server.ws_url("/"), send=["a", b"b"], receive=2)
+    assert outcome.opened and outcome.messages == ["a", b"b"]
+    assert (outcome.closed_by, outcome.close_code) == ("client", 1000)
+    assert str(outcome) == "opened (HTTP 101); received 2 messages: 'a', b'b'; closed by client: 1000"
+
+
+def test_close_before_accept_is_reported_as_http_403(server: ThreadServer) -> None:
+    """A server that closes before accepting is seen as an HTTP 403 rejection, without the close code."""
+    outcome = attempt_sync(server.ws_url("/reject"))
+    assert outcome.rejected and outcome.status == 403 and outcome.close_code is None
+    assert str(outcome).startswith("rejected: HTTP 403")
+
+
+def test_never_accepting_is_reported_as_a_handshake_timeout(server: ThreadServer) -> None:
+    """A server that never answers the handshake gives a timeout after open_timeout, not a hang."""
+    outcome = attempt_sync(server.ws_url("/never"), open_timeout=0.3)
+    assert outcome.timed_out and outcome.timed_out_after == 0.3
+    assert 0.3 <= outcome.elapsed < 2
+    assert str(outcome) == "timed out: no handshake response within 0.3 s"
+
+
+def test_server_close_reports_code_reason_subprotocol_and_messages(server: ThreadServer) -> None:
+    """A server-initiated close is reported with its code and reason, after the chosen subprotocol."""
+    outcome = attempt_sync(server.ws_url("/members-only"), subprotocols=["chat.v1", "chat.v2"])
+    assert outcome.subprotocol == "chat.v2"
+    assert (outcome.closed_by, outcome.close_code, outcome.close_reason) == ("server", 4403, "members only")
+    assert str(outcome) == (
+        "opened (HTTP 101, subprotocol 'chat.v2'); received 1 message: 'hello'; closed by server: 4403 'members only'"
+    )
+
+
+def test_crash_after_accept_is_reported_as_a_dropped_connection(server: ThreadServer) -> None:
+    """A handler that raises after accept drops the connection (1006) and the error lands in server.errors."""
+    server.log.clear()
+    outcome = attempt_sync(server.ws_url("/crash"), send=["x"])
+    assert (outcome.closed_by, outcome.close_code) == ("nobody", 1006)
+    assert "connection dropped without a close frame (1006)" in str(outcome)
+    assert server.errors == ["RuntimeError: handler crashed"]
+
+
+def test_connection_refused_is_a_failure_not_an_exception() -> None:
+    """Nothing listening on the port gives a 'connection refused' outcome."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    outcome = attempt_sync(f"ws://127.0.0.1:{port}/")
+    assert not outcome.opened and outcome.error is not None
+    assert str(outcome) == "failed: connection refused (is the server running on that port?)"
+
+
+def test_waiting_for_more_messages_than_arrive_is_reported(echo_server: ThreadServer) -> None:
+    """Asking for more replies than come ends after the timeout and says how many arrived."""
+    outcome = attempt_sync(echo_server.ws_url("/"), send=["only one"], receive=2, timeout=0.2)
+    assert outcome.messages == ["only one"]
+    assert outcome.error == "still open; got 1 of 2 messages within 0.2 s"
+
+
+def test_attempt_works_on_a_running_loop(echo_server: ThreadServer) -> None:
+    """attempt() (async) and attempt_sync() (from inside a running loop) both work."""
+
+    async def both() -> tuple[Outcome, Outcome]:
+        return (
+            await attempt(echo_server.ws_url("/"), send=["x"], receive=1),
+            attempt_sync(echo_server.ws_url("/"), send=["y"], receive=1),
+        )
+
+    first, second = asyncio.run(both())
+    assert first.messages == ["x"] and second.messages == ["y"]
+
+
+def test_connect_wrappers_use_short_timeouts(echo_server: ThreadServer) -> None:
+    """connect() and connect_sync() are the websockets clients with short timeouts."""
+
+    async def use_async() -> str | bytes:
+        async with connect(echo_server.ws_url("/")) as ws:
+            await ws.send("async")
+            return await ws.recv()
+
+    assert asyncio.run(use_async()) == "async"
+    with connect_sync(echo_server.ws_url("/")) as ws:
+        ws.send("sync")
+        assert ws.recv(timeout=2) == "sync"
+
+
+def test_extra_headers_gets_a_helpful_type_error() -> None:
+    """The pre-14 keyword extra_headers= is refused with the new name in the message."""
+    with pytest.raises(TypeError, match="additional_headers"):
+        connect("ws://127.0.0.1:1/", extra_headers={"a": "b"})

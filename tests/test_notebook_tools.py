@@ -1,0 +1,60 @@
+"""Tests for tools/notebooks.py: the generated map and navigation, and stored-notebook normalisation."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from types import ModuleType
+
+import nbformat
+
+from tests.conftest import ROOT
+
+
+def load_tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("notebook_tools", ROOT / "tools" / "notebooks.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["notebook_tools"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+tool = load_tool()
+
+
+def test_generated_cells_and_readme_are_up_to_date() -> None:
+    """Nothing that `make nav` writes is out of date in the committed tree."""
+    assert list(tool.updated_notebooks(tool.load_series())) == []
+
+
+def test_series_numbers_are_in_order_and_files_are_named_by_number() -> None:
+    """series.toml lists 00, 01, 02 ... in order, each file starting with its number."""
+    series = tool.load_series()
+    assert [lesson.number for lesson in series] == [f"{i:02d}" for i in range(len(series))]
+
+
+def test_map_marks_missing_notebooks_as_coming() -> None:
+    """A notebook without a file is listed as coming, without a link."""
+    fake = tool.Lesson(file="99_not_yet.ipynb", title="Not yet", about="later")
+    assert "| 99 | Not yet *(coming)* | later |" in tool.map_markdown([fake])
+
+
+def test_navigation_links_existing_neighbours() -> None:
+    """The nav cell links the previous and next notebooks that exist and names the ones to come."""
+    series = tool.load_series()
+    nav = tool.nav_markdown(series, 0)
+    assert "*(this is the first notebook)*" in nav and "Index" in nav
+
+
+def test_normalise_renumbers_and_strips_machine_metadata() -> None:
+    """normalise() leaves only portable metadata and consecutive execution counts."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.99"}
+    cell = nbformat.v4.new_code_cell("1")
+    cell.execution_count = 7
+    cell.metadata["execution"] = {"iopub.status.busy": "2026-01-01"}
+    nb.cells.append(cell)
+    tool.normalise(nb)
+    assert nb.metadata["language_info"] == tool.LANGUAGE_INFO
+    assert nb.cells[0].execution_count == 1 and "execution" not in nb.cells[0].metadata
