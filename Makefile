@@ -21,6 +21,8 @@ NBVAL := $(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env \
 .PHONY: setup lab test lint unit notebooks-test notebooks nav bench lock clean
 
 setup: $(STAMP)
+	@mkdir -p $(JUPYTER_CONFIG_DIR) $(JUPYTER_RUNTIME_DIR) $(JUPYTERLAB_SETTINGS_DIR) \
+		$(JUPYTERLAB_WORKSPACES_DIR) $(IPYTHONDIR) $(MPLCONFIGDIR)
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
