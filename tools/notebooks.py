@@ -160,7 +160,6 @@ def command_refresh(names: list[str], timeout: int) -> int:
     from nbclient import NotebookClient
 
     series = load_series()
-    command_nav(check=False)
     paths = [Path(n) if Path(n).exists() else NOTEBOOKS / Path(n).name for n in names]
     if not paths:
         paths = [lesson.path for lesson in series if lesson.exists]
