@@ -8,10 +8,9 @@ What is measured, and why:
    again on every re-run, so its cost is paid constantly. Start-to-ready is the wall time from calling
    `serve()` until it returns; it only returns once uvicorn has started and accepts connections on the
    pre-bound socket. Stop is the wall time of `handle.stop()`, which waits for the server thread to
-   exit. uvicorn checks `should_exit` every 0.1 s and then sleeps 0.1 s during shutdown, so stop takes
-   100-200 ms depending on where in its 0.1 s tick the server is. Stopping right after start (as here)
-   always lands at the start of a tick, so this measures the worst case, about 200 ms, with almost no
-   spread. Median and p90 over `--cycles` cycles, after warm-up cycles that pay for imports and
+   exit. Plain uvicorn polls `should_exit` every 0.1 s; helpers.servers wakes it at once, so what is
+   left is uvicorn's fixed 0.1 s pause in shutdown (letting open connections close): about 100 ms with
+   almost no spread. Median and p90 over `--cycles` cycles, after warm-up cycles that pay for imports and
    first-use caches.
 
 2. Echo round-trip latency. One `websockets` asyncio client, on this process's main-thread event loop

@@ -290,3 +290,12 @@ def test_process_server_dies_with_its_parent(tmp_path: Path) -> None:
             parent.wait()
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+def test_stop_wakes_the_server_instead_of_waiting_for_its_poll(no_leaks: Snapshot) -> None:
+    """stop() of an idle server returns in well under uvicorn's 0.1 s poll + 0.1 s shutdown pause."""
+    server = serve(echo, name="quick-stop")
+    time.sleep(0.05)  # land mid-poll, where plain uvicorn would wait out the rest of its 0.1 s tick
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 0.18
