@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -188,6 +189,13 @@ class _Server:
 
 _registry: dict[str, _Server] = {}
 _registry_lock = threading.RLock()
+# Names for server loops, kept after a server stops so "which loop is this?" still has an answer.
+_loop_labels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, str] = weakref.WeakKeyDictionary()
+
+
+def loop_label(loop: asyncio.AbstractEventLoop) -> str | None:
+    """ "server 'NAME' loop" for the loop of a thread server started here, else None."""
+    return _loop_labels.get(loop)
 
 
 def _register(server: _Server) -> None:
@@ -366,6 +374,7 @@ def serve(
     settled = threading.Event()
     server = _ReadyServer(config, on_settled=settled.set)
     loop = asyncio.new_event_loop()
+    _loop_labels[loop] = f"server {name!r} loop"
     failure: list[BaseException] = []
 
     def main() -> None:

@@ -110,3 +110,12 @@ def no_leaks() -> Iterator[Snapshot]:
     before = Snapshot.take()
     yield before
     assert_back_to(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def asyncio_stays_unpatched() -> Iterator[None]:
+    """No test may leave nest_asyncio (or any patch) in asyncio for the tests after it."""
+    from helpers.loops import asyncio_patches
+
+    yield
+    assert asyncio_patches() == [], "a test left asyncio patched"

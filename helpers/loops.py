@@ -1,0 +1,153 @@
+"""Which event loop is this, and how do I safely run something on another one?
+
+A notebook has at least two loops once a server runs: the kernel's loop on the main thread (your cells)
+and each server's own loop on its thread. Objects such as `asyncio.Lock`, `asyncio.Queue`, a Redis
+connection or a `Broadcast` belong to the loop they were first used on. These helpers name the loops
+(never by memory address, so outputs stay stable) and cross between them the safe way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sys
+import threading
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class LoopUsageError(RuntimeError):
+    """A cross-loop call that cannot work as written; the message says what to do instead."""
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _kernel_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop the main thread is running, if this code runs on the main thread or it is known."""
+    if threading.current_thread() is threading.main_thread():
+        return _running_loop()
+    return _main_loop
+
+
+_main_loop: asyncio.AbstractEventLoop | None = None
+
+
+def remember_kernel_loop() -> None:
+    """Record the main thread's running loop, so code on other threads can name it."""
+    global _main_loop
+    if threading.current_thread() is threading.main_thread():
+        _main_loop = _running_loop()
+
+
+def loop_name(loop: asyncio.AbstractEventLoop | None) -> str:
+    """A stable, readable name: "the kernel's loop", "server 'echo' loop", or "another loop"."""
+    if loop is None:
+        return "no loop"
+    from helpers import servers  # late: servers imports nothing from here
+
+    label = servers.loop_label(loop)
+    if label is not None:
+        return f"{label} (closed)" if loop.is_closed() else label
+    if loop is _kernel_loop() or loop is _main_loop:
+        # In a notebook the main thread's loop is the kernel's: the one your cells run on.
+        return "the kernel's loop" if "ipykernel" in sys.modules else "the main thread's loop"
+    return "another loop"
+
+
+@dataclass(frozen=True)
+class Whereabouts:
+    """Where a piece of code is running: its thread, its loop's name, and whether that loop is running."""
+
+    thread: str
+    loop: str
+    running: bool
+
+    def __str__(self) -> str:
+        state = "running" if self.running else "not running"
+        return f"thread {self.thread!r}, {self.loop} ({state})"
+
+
+def where_am_i() -> Whereabouts:
+    """Describe the current thread and the loop running on it (if any)."""
+    remember_kernel_loop()
+    loop = _running_loop()
+    return Whereabouts(threading.current_thread().name, loop_name(loop), loop is not None and loop.is_running())
+
+
+def _check_target(loop: asyncio.AbstractEventLoop, coro: object) -> None:
+    if not asyncio.iscoroutine(coro):
+        raise LoopUsageError(
+            f"expected a coroutine object, got {type(coro).__name__}: call the async function, e.g. "
+            "run_on(loop, publish('hi')), not run_on(loop, publish)."
+        )
+    if loop.is_closed():
+        coro.close()
+        raise LoopUsageError("that loop is closed (its server stopped?): create the object again on a running loop.")
+    if not loop.is_running():
+        coro.close()
+        raise LoopUsageError("that loop is not running, so nothing would ever execute the coroutine.")
+
+
+def run_on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], timeout: float = 5.0) -> T:
+    """Run `coro` on `loop` (another thread's loop) and wait, blocking this thread, for its result.
+
+    Refuses to run on the caller's own loop, which would wait forever on itself.
+    """
+    _check_target(loop, coro)
+    if _running_loop() is loop:
+        coro.close()
+        raise LoopUsageError("run_on() was called on the loop it targets, which would deadlock: just `await` it.")
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise TimeoutError(f"the coroutine did not finish on {loop_name(loop)} within {timeout} s") from None
+
+
+async def await_on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], timeout: float = 5.0) -> T:
+    """From async code, run `coro` on another loop and await its result without blocking our own loop."""
+    _check_target(loop, coro)
+    if _running_loop() is loop:
+        return await asyncio.wait_for(coro, timeout)
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+    except TimeoutError:
+        future.cancel()
+        raise TimeoutError(f"the coroutine did not finish on {loop_name(loop)} within {timeout} s") from None
+
+
+def call_on(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object) -> None:
+    """Schedule a plain function on `loop` from any thread (the thread-safe `call_soon`)."""
+    if loop.is_closed():
+        raise LoopUsageError("that loop is closed (its server stopped?): nothing can be scheduled on it.")
+    loop.call_soon_threadsafe(callback, *args)
+
+
+def asyncio_patches() -> list[str]:
+    """What nest_asyncio (or similar) has changed in this process's asyncio; empty when pristine."""
+    import asyncio.events
+    import asyncio.tasks
+
+    found = []
+    if getattr(asyncio.run, "__module__", "asyncio.runners") != "asyncio.runners":
+        found.append(f"asyncio.run replaced by {asyncio.run.__module__}.run")
+    if asyncio.Task is getattr(asyncio.tasks, "_PyTask", None):
+        found.append("asyncio.Task is the pure-Python Task (C Task swapped out)")
+    if asyncio.Future is getattr(asyncio.futures, "_PyFuture", None):
+        found.append("asyncio.Future is the pure-Python Future (C Future swapped out)")
+    loop = _running_loop()
+    if loop is not None and hasattr(loop, "_nest_patched"):
+        found.append(f"the running {type(loop).__name__} is patched for nesting")
+    if asyncio.events._get_running_loop is getattr(asyncio.events, "_py__get_running_loop", None):
+        found.append("asyncio's running-loop lookup is the pure-Python one")
+    return found
