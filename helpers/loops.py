@@ -47,6 +47,12 @@ def remember_kernel_loop() -> None:
         _main_loop = _running_loop()
 
 
+def _in_kernel() -> bool:
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and hasattr(shell, "kernel")
+
+
 def loop_name(loop: asyncio.AbstractEventLoop | None) -> str:
     """A stable, readable name: "the kernel's loop", "server 'echo' loop", or "another loop"."""
     if loop is None:
@@ -58,7 +64,7 @@ def loop_name(loop: asyncio.AbstractEventLoop | None) -> str:
         return f"{label} (closed)" if loop.is_closed() else label
     if loop is _kernel_loop() or loop is _main_loop:
         # In a notebook the main thread's loop is the kernel's: the one your cells run on.
-        return "the kernel's loop" if "ipykernel" in sys.modules else "the main thread's loop"
+        return "the kernel's loop" if _in_kernel() else "the main thread's loop"
     return "another loop"
 
 
