@@ -33,7 +33,8 @@ ClosedBy = Literal["server", "client", "nobody"]
 def _client_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     if "extra_headers" in kwargs:
         raise TypeError("websockets 14+ calls it additional_headers=, not extra_headers=")
-    options: dict[str, Any] = {"open_timeout": OPEN_TIMEOUT, "close_timeout": CLOSE_TIMEOUT}
+    # proxy=None: the lessons only talk to loopback; an HTTP(S)_PROXY in the environment must not reroute them.
+    options: dict[str, Any] = {"open_timeout": OPEN_TIMEOUT, "close_timeout": CLOSE_TIMEOUT, "proxy": None}
     options.update(kwargs)
     return options
 
@@ -180,6 +181,7 @@ async def attempt(
             additional_headers=headers,
             open_timeout=open_timeout,
             close_timeout=CLOSE_TIMEOUT,
+            proxy=None,
         )
     except _HANDSHAKE_ERRORS as exc:
         _record_handshake_failure(outcome, exc, open_timeout)

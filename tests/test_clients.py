@@ -139,3 +139,15 @@ def test_extra_headers_gets_a_helpful_type_error() -> None:
     """The pre-14 keyword extra_headers= is refused with the new name in the message."""
     with pytest.raises(TypeError, match="additional_headers"):
         connect("ws://127.0.0.1:1/", extra_headers={"a": "b"})
+
+
+def test_clients_ignore_proxy_settings(echo_server: ThreadServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An HTTP(S)_PROXY in the environment does not reroute the lessons' loopback clients."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert attempt_sync(echo_server.ws_url("/"), send=["direct"], receive=1).messages == ["direct"]
+    with connect_sync(echo_server.ws_url("/")) as ws:
+        ws.send("sync")
+        assert ws.recv(timeout=2) == "sync"
