@@ -102,6 +102,8 @@ class Outcome:
             more = f" (+{len(self.messages) - 5} more)" if len(self.messages) > 5 else ""
             noun = "message" if len(self.messages) == 1 else "messages"
             parts.append(f"received {len(self.messages)} {noun}: {shown}{more}")
+        if self.error and self.closed_by is not None:
+            parts.append(self.error)  # fewer replies than asked for, before the client closed
         if self.closed_by == "nobody":
             parts.append(f"connection dropped without a close frame ({self.close_code})")
         elif self.closed_by is not None:
@@ -198,7 +200,7 @@ async def attempt(
                 outcome.messages.append(await asyncio.wait_for(ws.recv(), wait))
             except TimeoutError:
                 if wanted is not None:
-                    outcome.error = f"still open; got {len(outcome.messages)} of {wanted} messages within {timeout:g} s"
+                    outcome.error = f"got {len(outcome.messages)} of {wanted} messages within {timeout:g} s"
                 break
         await ws.close(close_code)
         await ws.wait_closed()

@@ -105,7 +105,10 @@ def test_waiting_for_more_messages_than_arrive_is_reported(echo_server: ThreadSe
     """Asking for more replies than come ends after the timeout and says how many arrived."""
     outcome = attempt_sync(echo_server.ws_url("/"), send=["only one"], receive=2, timeout=0.2)
     assert outcome.messages == ["only one"]
-    assert outcome.error == "still open; got 1 of 2 messages within 0.2 s"
+    assert outcome.error == "got 1 of 2 messages within 0.2 s"
+    assert str(outcome) == (
+        "opened (HTTP 101); received 1 message: 'only one'; got 1 of 2 messages within 0.2 s; closed by client: 1000"
+    )
 
 
 def test_attempt_works_on_a_running_loop(echo_server: ThreadServer) -> None:
