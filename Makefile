@@ -1,5 +1,6 @@
 # Two commands matter: `make lab` (set up, then open JupyterLab on the first notebook) and
-# `make test` (set up, then lint + unit tests + every notebook under strict nbval).
+# `make test` (set up, then lint + unit tests + every notebook under strict nbval + every notebook in
+# real JupyterLab and Chromium).
 # Set-up is incremental: the venv is rebuilt only when a requirements file or pyproject.toml changes.
 
 PYTHON ?= python3
@@ -18,7 +19,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 NBVAL := $(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=60 -o filterwarnings=default
 
-.PHONY: setup lab test lint unit notebooks-test notebooks nav bench lock clean
+.PHONY: setup lab test lint unit browser notebooks-test notebooks nav bench lock clean
 
 setup: $(STAMP)
 	@mkdir -p $(JUPYTER_CONFIG_DIR) $(JUPYTER_RUNTIME_DIR) $(JUPYTERLAB_SETTINGS_DIR) \
@@ -34,7 +35,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 lab: setup
 	$(BIN)/python tools/lab.py
 
-test: setup lint unit notebooks-test
+test: setup lint unit notebooks-test browser
 
 lint: setup
 	$(BIN)/ruff check .
@@ -42,7 +43,11 @@ lint: setup
 	$(BIN)/python tools/notebooks.py nav --check
 
 unit: setup
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --ignore=tests/browser
+
+# Every notebook in real JupyterLab + Chromium (skipped without chromium, except in CI).
+browser: setup
+	$(BIN)/pytest tests/browser
 
 notebooks-test: setup
 	$(NBVAL) notebooks
