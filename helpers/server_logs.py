@@ -77,15 +77,25 @@ class _Router(logging.Handler):
         with self._lock_routes:
             self._routes.pop(key, None)
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def claim(self, record: logging.LogRecord) -> bool:
+        """Hand the record to the server it came from; False if no server claims it."""
         with self._lock_routes:
             routes = list(self._routes.values())
         for matcher, log in routes:
             if matcher(record):
                 log.add(record)
-                return
-        # A record no server claims (for example a learner's own uvicorn run) still reaches stderr.
-        print(f"[uvicorn {record.levelname.lower()}] {record.getMessage()}", file=sys.stderr)
+                return True
+        return False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.claim(record):
+            # A record no server claims (for example a learner's own uvicorn run) still reaches stderr.
+            print(f"[uvicorn {record.levelname.lower()}] {record.getMessage()}", file=sys.stderr)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """As a filter on the 'asyncio' logger: keep server-thread records ("Task exception was never
+        retrieved", ...) on their server instead of printing them under a random cell."""
+        return record.levelno < logging.WARNING or not self.claim(record)
 
 
 _router = _Router()
@@ -97,6 +107,9 @@ def install() -> _Router:
     if _router not in logger.handlers:
         logger.addHandler(_router)
         logger.propagate = False
+    asyncio_logger = logging.getLogger("asyncio")
+    if _router not in asyncio_logger.filters:
+        asyncio_logger.addFilter(_router)
     return _router
 
 

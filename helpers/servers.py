@@ -178,6 +178,9 @@ class _Server:
     def running(self) -> bool:
         return not self._stopped
 
+    def signal_stop(self) -> None:
+        """Ask the server to begin shutting down without waiting for it (stop() then waits)."""
+
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<{type(self).__name__} {self.name!r} {state} at {self.url}>"
@@ -231,6 +234,9 @@ def stop_all() -> list[str]:
     """Stop every server started through this module; returns the names that were stopped."""
     with _registry_lock:
         servers = list(_registry.values())
+    # Signal every server first, then wait: shutdowns overlap instead of adding up.
+    for server in servers:
+        server.signal_stop()
     for server in servers:
         if isinstance(server, LoopServer):
             server.stop_soon()
@@ -304,6 +310,9 @@ class ThreadServer(_Server):
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise TimeoutError(f"coroutine on server {self.name!r} did not finish within {timeout} s") from None
+
+    def signal_stop(self) -> None:
+        self._uvicorn.request_exit(self.loop)
 
     def call_soon(self, callback: Callable[..., object], *args: object) -> None:
         """Call a plain function on the server's loop (thread-safe)."""
@@ -573,6 +582,11 @@ class ProcessServer(_Server):
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def signal_stop(self) -> None:
+        if self.process.poll() is None and self.process.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.process.stdin.close()  # the child treats EOF on stdin as "shut down now"
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Ask the child to shut down (close its stdin), then terminate or kill it if it lingers."""

@@ -299,3 +299,26 @@ def test_stop_wakes_the_server_instead_of_waiting_for_its_poll(no_leaks: Snapsho
     started = time.monotonic()
     server.stop()
     assert time.monotonic() - started < 0.18
+
+
+def test_asyncio_errors_on_the_server_thread_stay_on_the_server(no_leaks: Snapshot) -> None:
+    """An unretrieved task exception on a server's loop lands in server.errors, not on stderr."""
+
+    async def fail() -> None:
+        raise ValueError("nobody awaited me")
+
+    async def orphan() -> None:
+        task = asyncio.get_running_loop().create_task(fail())
+        await asyncio.sleep(0.01)
+        del task  # dropped unretrieved: asyncio logs it when the task is garbage-collected
+
+    with serve(echo, name="orphans") as server:
+        server.run(orphan())
+        import gc
+
+        server.run(asyncio.sleep(0.01))
+        gc.collect()
+        deadline = time.monotonic() + 2
+        while not server.errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert any("ValueError: nobody awaited me" in line for line in server.errors)
