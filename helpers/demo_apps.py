@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from helpers.fanout import FanOut
+
 Scope = dict[str, Any]
+CHAT_MAX_CHARS = 4096
+UNSUPPORTED_DATA = 1003
+MESSAGE_TOO_BIG = 1009
 
 
 async def echo(scope: Scope, receive: Any, send: Any) -> None:
@@ -44,3 +53,35 @@ async def _lifespan(receive: Any, send: Any) -> None:
 async def _not_found(send: Any) -> None:
     await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": b"websocket only"})
+
+
+def fanout_chat(hub: FanOut | None = None, max_chars: int = CHAT_MAX_CHARS) -> Starlette:
+    """A chat room at /chat that broadcasts every text message to everyone through a FanOut.
+
+    Defined answers to bad input: a binary frame closes with 1003 (text only), a text longer than
+    `max_chars` closes with 1009; the sender leaves, everybody else keeps chatting.
+    """
+    room = hub or FanOut(max_queue=100)
+
+    async def chat(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async with room.connected(websocket):
+            try:
+                while True:
+                    message = await websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        return
+                    text = message.get("text")
+                    if text is None:
+                        await websocket.close(UNSUPPORTED_DATA, "this chat accepts text messages only")
+                        return
+                    if len(text) > max_chars:
+                        await websocket.close(MESSAGE_TOO_BIG, f"message too long: the limit is {max_chars} characters")
+                        return
+                    room.publish(text)
+            except WebSocketDisconnect:
+                return
+
+    app = Starlette(routes=[WebSocketRoute("/chat", chat)])
+    app.state.hub = room
+    return app

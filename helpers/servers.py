@@ -43,6 +43,7 @@ T = TypeVar("T")
 
 DEFAULT_HOST = "127.0.0.1"
 READY_TIMEOUT = 10.0
+MAX_MESSAGE_BYTES = 1024 * 1024
 STOP_TIMEOUT = 5.0
 
 
@@ -135,7 +136,15 @@ class _ReadyServer(uvicorn.Server):
 def _make_config(app: Any, log_level: str, uvicorn_options: dict[str, Any]) -> uvicorn.Config:
     # A handler that never returns (a lesson about never accepting, say) must not make stop() hang:
     # after 1 s of graceful shutdown uvicorn cancels what is left.
-    options: dict[str, Any] = {"lifespan": "auto", "ws": "auto", "timeout_graceful_shutdown": 1.0}
+    # Limits every lesson server has: incoming messages up to 1 MiB (larger ones are closed with 1009) and
+    # at most 32 unread incoming messages per connection (uvicorn's own bounded queue).
+    options: dict[str, Any] = {
+        "lifespan": "auto",
+        "ws": "auto",
+        "timeout_graceful_shutdown": 1.0,
+        "ws_max_size": MAX_MESSAGE_BYTES,
+        "ws_max_queue": 32,
+    }
     options.update(uvicorn_options)
     # log_config=None: uvicorn installs no console handlers; records go to the server's ServerLog.
     return uvicorn.Config(app, log_level=log_level, log_config=None, **options)
@@ -426,7 +435,8 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
         for task in pending:
             task.cancel()
         if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            # Bounded: a task that swallows its cancellation must not keep the thread (and stop()) waiting.
+            loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
@@ -566,6 +576,7 @@ class ProcessServer(_Server):
         super().__init__(name, host, port)
         self.process = process
         self.log_path = log_path
+        self._final_output: str | None = None
 
     @property
     def pid(self) -> int:
@@ -577,11 +588,25 @@ class ProcessServer(_Server):
 
     @property
     def output(self) -> str:
-        """What the child wrote to stderr (uvicorn logs, tracebacks)."""
+        """What the child wrote to stderr (uvicorn logs, tracebacks), also after stop()."""
+        if self._final_output is not None:
+            return self._final_output
         try:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    @property
+    def errors(self) -> list[str]:
+        """The child's ERROR log lines and exception lines, one line each (like ThreadServer.errors)."""
+        found = []
+        for line in self.output.splitlines():
+            text = line.strip()
+            if text.startswith("ERROR:"):
+                found.append(text.removeprefix("ERROR:").strip())
+            elif text and not line.startswith((" ", "\t")) and ("Error: " in text or "Exception: " in text):
+                found.append(text)
+        return found
 
     def signal_stop(self) -> None:
         if self.process.poll() is None and self.process.stdin is not None:
@@ -594,6 +619,7 @@ class ProcessServer(_Server):
             return
         self._stopped = True
         _terminate(self.process, timeout)
+        self._final_output = self.output
         with contextlib.suppress(FileNotFoundError):
             self.log_path.unlink()
         _unregister(self)

@@ -322,3 +322,42 @@ def test_asyncio_errors_on_the_server_thread_stay_on_the_server(no_leaks: Snapsh
         while not server.errors and time.monotonic() < deadline:
             time.sleep(0.01)
         assert any("ValueError: nobody awaited me" in line for line in server.errors)
+
+
+def test_process_server_errors_survive_stop(tmp_path: Path) -> None:
+    """A child's handler exception shows in .errors, before and after stop()."""
+    (tmp_path / "crashy.py").write_text(
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] == 'websocket':\n"
+        "        await receive()\n"
+        "        await send({'type': 'websocket.accept'})\n"
+        "        await receive()\n"
+        "        raise RuntimeError('handler crashed in the child')\n"
+    )
+    server = serve_process("crashy:app", name="crashy", app_dir=tmp_path)
+    try:
+        assert attempt_sync(server.ws_url("/"), send=["x"]).close_code == 1006
+        deadline = time.monotonic() + 3
+        while "RuntimeError: handler crashed in the child" not in server.errors and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    assert "RuntimeError: handler crashed in the child" in server.errors
+
+
+def test_stop_is_bounded_when_a_task_ignores_cancellation(no_leaks: Snapshot) -> None:
+    """A task on the server loop that swallows CancelledError cannot make stop() hang."""
+
+    async def stubborn() -> None:
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                continue
+
+    server = serve(echo, name="stubborn")
+    server.submit(stubborn())
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 4
+    assert not server.thread.is_alive()
