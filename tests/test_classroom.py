@@ -1,0 +1,214 @@
+"""Tests for helpers.classroom: the join code, names, limits and the instructor's controls, on loopback only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from helpers.classroom import (
+    Classroom,
+    ClassroomError,
+    Limits,
+    TokenBucket,
+    lan_address,
+    new_code,
+    one_line,
+    start_classroom,
+)
+from helpers.clients import attempt_sync
+from helpers.widgets import ChatPanel
+from tests.conftest import Snapshot, listening_ports
+
+pytestmark = pytest.mark.timeout(30)
+
+CODE = "maple-42"
+
+
+@pytest.fixture
+def classroom(no_leaks: Snapshot) -> Iterator[Classroom]:
+    room = start_classroom(CODE, name="test-classroom", limits=Limits(max_message_bytes=100, rate=1.0, burst=3))
+    try:
+        yield room
+    finally:
+        room.stop()
+
+
+@pytest.fixture
+def panel(classroom: Classroom) -> Iterator[ChatPanel]:
+    chat = ChatPanel(classroom.url, ["ada", "bob"])
+    assert chat.connect() == {"ada": "open", "bob": "open"}
+    chat["ada"].wait_for(2)
+    yield chat
+    chat.close()
+
+
+def test_the_join_code_is_required_and_checked(classroom: Classroom) -> None:
+    """No code closes with 4401, a wrong one with 4403, each with a reason saying what to do; the right one opens."""
+    missing = attempt_sync(classroom.url_for("eve", code=""))
+    assert (missing.close_code, missing.close_reason) == (
+        4401,
+        "join code required: add ?code=... (ask your instructor) to the URL",
+    )
+    wrong = attempt_sync(classroom.url_for("eve", code="maple-43"))
+    assert (wrong.close_code, wrong.close_reason) == (4403, "wrong join code: check it with your instructor")
+    right = attempt_sync(classroom.url_for("eve"), receive=1)
+    assert right.opened and right.messages == ["* eve joined (1 here)"] and right.closed_by == "client"
+
+
+def test_names_are_unique_per_room_ignoring_case(panel: ChatPanel, classroom: Classroom) -> None:
+    """A second 'ADA' is refused with 4409 and a reason naming the clash; the first ada stays."""
+    outcome = attempt_sync(classroom.url_for("ADA"))
+    assert (outcome.close_code, outcome.close_reason) == (4409, "the name 'ADA' is taken in this room: pick another")
+    assert [p.name for p in classroom.participants()] == ["ada", "bob"]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("", "name required: add &name=... to the URL"),
+        ("x" * 25, "name not allowed: up to 24 letters, digits, spaces or .'-"),
+        ("<b>", "name not allowed: up to 24 letters, digits, spaces or .'-"),
+        ("Instructor", "the name 'instructor' is reserved: pick another"),
+    ],
+)
+def test_bad_names_are_refused_with_4400(classroom: Classroom, name: str, reason: str) -> None:
+    """Empty, too long, markup and the reserved 'instructor' are refused with 4400 and a reason."""
+    outcome = attempt_sync(classroom.url_for(name))
+    assert (outcome.close_code, outcome.close_reason) == (4400, reason)
+
+
+def test_join_leave_and_messages_reach_everyone_on_one_line(panel: ChatPanel) -> None:
+    """Joins are announced with a head count, messages are flattened to one line, and a leave is announced."""
+    panel["bob"].send("hi\n[instructor] class cancelled")
+    panel["ada"].wait_for(3)
+    panel["bob"].disconnect()
+    panel["ada"].wait_for(4)
+    assert panel["ada"].messages == [
+        "* ada joined (1 here)",
+        "* bob joined (2 here)",
+        "bob: hi [instructor] class cancelled",
+        "* bob left (1 here)",
+    ]
+
+
+def test_a_message_over_the_size_limit_closes_with_1009(panel: ChatPanel, classroom: Classroom) -> None:
+    """101 bytes against a 100-byte limit: close 1009 with the limit in the reason; the room hears why."""
+    outcome = attempt_sync(classroom.url_for("eve"), send=["é" * 50 + "x"])
+    assert (outcome.close_code, outcome.close_reason) == (1009, "message too big: the limit is 100 bytes")
+    panel["ada"].wait_for(lambda messages: messages[-1] == "* eve was disconnected: message too big (2 here)")
+
+
+def test_the_rate_limit_relays_a_burst_then_closes_with_4429(panel: ChatPanel, classroom: Classroom) -> None:
+    """With burst 3 at 1 per second, 6 quick messages relay exactly 3 and end in close 4429 with the limit."""
+    outcome = attempt_sync(classroom.url_for("eve"), send=[f"spam {i}" for i in range(6)])
+    assert (outcome.close_code, outcome.close_reason) == (
+        4429,
+        "too many messages: the limit is 1 per second, 3 at once",
+    )
+    messages = panel["ada"].wait_for(lambda m: "disconnected" in m[-1])
+    assert [m for m in messages if m.startswith("eve:")] == ["eve: spam 0", "eve: spam 1", "eve: spam 2"]
+
+
+def test_binary_messages_close_with_1003(classroom: Classroom) -> None:
+    """The room is text only: a binary frame closes with 1003."""
+    outcome = attempt_sync(classroom.url_for("eve"), send=[b"\x00\x01"])
+    assert (outcome.close_code, outcome.close_reason) == (1003, "text messages only")
+
+
+def test_a_muted_student_is_told_and_stays_connected(panel: ChatPanel, classroom: Classroom) -> None:
+    """While muted, bob's messages reach nobody and he gets a note; after unmute he is heard again."""
+    ada, bob = panel["ada"], panel["bob"]
+    classroom.mute("bob")
+    bob.send("can you hear me?")
+    bob.wait_for(lambda m: m[-1] == "* not delivered: the instructor has muted you")
+    assert bob.state == "open" and [p.muted for p in classroom.participants()] == [False, True]
+    classroom.unmute("bob")
+    bob.send("and now?")
+    panel.wait_for(lambda m: m[-1] == "bob: and now?")
+    assert "bob: can you hear me?" not in ada.messages
+    assert bob.messages[1:] == [
+        "* the instructor has muted you: your messages are not delivered",
+        "* not delivered: the instructor has muted you",
+        "* the instructor has unmuted you: you can talk again",
+        "bob: and now?",
+    ]
+
+
+def test_kick_closes_with_4000_and_the_reason_and_tells_the_room(panel: ChatPanel, classroom: Classroom) -> None:
+    """The kicked student sees code 4000 with the reason; the others are told; the list shrinks."""
+    classroom.kick("bob", "spamming")
+    assert panel["bob"].wait_closed() == "closed by server: 4000 'removed by the instructor: spamming'"
+    panel["ada"].wait_for(lambda m: m[-1] == "* bob was removed by the instructor (1 here)")
+    assert [str(p) for p in classroom.participants()] == ["ada (0 sent)"]
+
+
+def test_announce_reaches_everyone_and_stop_says_the_class_is_over(panel: ChatPanel, classroom: Classroom) -> None:
+    """An announcement is a line from [instructor]; stopping closes every student with 1001 and a reason."""
+    classroom.announce("5 minutes left")
+    panel.wait_for(lambda m: m[-1] == "[instructor] 5 minutes left")
+    classroom.stop()
+    for client in panel:
+        client.wait_closed()
+    assert panel.statuses() == {
+        "ada": "closed by server: 1001 'the class is over'",
+        "bob": "closed by server: 1001 'the class is over'",
+    }
+    assert classroom.transcript()[-1] == "[instructor] 5 minutes left"
+
+
+def test_instructor_calls_name_who_is_there_when_the_name_is_unknown(panel: ChatPanel, classroom: Classroom) -> None:
+    """Muting or kicking an unknown name raises ClassroomError listing who is in the room."""
+    with pytest.raises(ClassroomError, match=r"no participant named 'zoe' \(here: ada, bob\)"):
+        classroom.mute("zoe")
+    with pytest.raises(ClassroomError, match="no participant named 'zoe'"):
+        classroom.kick("zoe")
+
+
+def test_the_default_is_loopback_and_prints_nothing(no_leaks: Snapshot, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without host=, the server listens on 127.0.0.1 only, with a random readable code, and prints nothing."""
+    classroom = start_classroom(name="test-classroom-default")
+    try:
+        assert classroom.server.host == "127.0.0.1"
+        assert classroom.student_url == classroom.url
+        assert len(classroom.code) == 6 and classroom.code.isalnum()
+        assert repr(classroom) == "<Classroom 'test-classroom-default' running, loopback only>"
+    finally:
+        classroom.stop()
+    assert capsys.readouterr().out == ""
+
+
+def test_a_dry_run_for_all_interfaces_prints_the_url_and_warning_and_binds_nothing(
+    no_leaks: Snapshot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """dry_run=True with host 0.0.0.0 prints the students' URL and the warning, and opens no port."""
+    ports = listening_ports()
+    assert start_classroom(CODE, host="0.0.0.0", port=8765, address="192.168.1.23", dry_run=True) is None
+    assert listening_ports() == ports
+    out = capsys.readouterr().out
+    assert out.startswith("DRY RUN: nothing is listening.")
+    assert "ws://192.168.1.23:8765/chat?code=maple-42&name={name}" in out
+    assert "WARNING: listening on ALL network interfaces" in out
+    assert "the whole internet" in out
+
+
+def test_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
+    """2 tokens at 1 per second: two pass, the third waits a second, and idle time never stores more than 2."""
+    now = [0.0]
+    bucket = TokenBucket(rate=1.0, burst=2, clock=lambda: now[0])
+    assert [bucket.take(), bucket.take(), bucket.take()] == [True, True, False]
+    now[0] = 1.0
+    assert [bucket.take(), bucket.take()] == [True, False]
+    now[0] = 100.0
+    assert [bucket.take(), bucket.take(), bucket.take()] == [True, True, False]
+
+
+def test_small_pieces() -> None:
+    """Codes avoid look-alike characters, one_line flattens control characters, lan_address is never loopback."""
+    code = new_code()
+    assert len(code) == 6 and not set(code) & set("0o1li")
+    assert one_line("a\nb\r\n\tc\x00d") == "a b c d"
+    address = lan_address()
+    assert address is None or not address.startswith("127.")
+    with pytest.raises(ValueError, match="rate must be > 0"):
+        Limits(rate=0)

@@ -1,0 +1,279 @@
+"""Tests for helpers.widgets: chat clients talk through a real server, say what happened, and show text as text."""
+
+from __future__ import annotations
+
+import html
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from helpers.fanout import FanOut
+from helpers.servers import ThreadServer, serve
+from helpers.widgets import ChatClient, ChatClientError, ChatPanel
+from tests.conftest import Snapshot
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def chat_app() -> Starlette:
+    """A FanOut chat at /chat/{name}, plus endpoints that refuse, close, count and never answer."""
+    hub = FanOut()
+
+    async def chat(websocket: WebSocket) -> None:
+        name = websocket.path_params["name"]
+        await websocket.accept()
+        async with hub.connected(websocket, name):
+            hub.publish(f"* {name} joined")
+            async for text in websocket.iter_text():
+                hub.publish(f"{name}: {text}")
+        hub.publish(f"* {name} left")
+
+    async def refuse(websocket: WebSocket) -> None:
+        await websocket.close()  # before accept: HTTP 403
+
+    async def goodbye(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close(4403, "<b>members</b> only")
+
+    async def count(websocket: WebSocket) -> None:
+        await websocket.accept()
+        for i in range(int(websocket.query_params["n"])):
+            await websocket.send_text(f"m{i}")
+        await websocket.receive()  # until the client leaves
+
+    async def silent(websocket: WebSocket) -> None:
+        await websocket.receive()  # the connect event; never accepts, returns when the client gives up
+        await websocket.receive()
+
+    return Starlette(
+        routes=[
+            WebSocketRoute("/chat/{name}", chat),
+            WebSocketRoute("/refuse", refuse),
+            WebSocketRoute("/goodbye", goodbye),
+            WebSocketRoute("/count", count),
+            WebSocketRoute("/silent", silent),
+        ]
+    )
+
+
+@pytest.fixture
+def server(no_leaks: Snapshot) -> Iterator[ThreadServer]:
+    with serve(chat_app(), name="test-widgets") as running:
+        yield running
+
+
+@pytest.fixture
+def panel(server: ThreadServer) -> Iterator[ChatPanel]:
+    chat = ChatPanel(server.ws_url("/chat/{name}"), ["ada", "bob", "cy"])
+    yield chat
+    chat.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_message_fans_out_to_every_client(panel: ChatPanel) -> None:
+    """Three clients connect, one speaks, and all three receive the line, each after the joins it saw."""
+    assert panel.connect() == {"ada": "open", "bob": "open", "cy": "open"}
+    panel.say("bob", "hello")
+    assert panel["ada"].messages == ["* ada joined", "* bob joined", "* cy joined", "bob: hello"]
+    assert panel["bob"].messages == ["* bob joined", "* cy joined", "bob: hello"]
+    assert panel["cy"].messages == ["* cy joined", "bob: hello"]
+
+
+def test_a_client_that_leaves_is_announced_and_says_who_closed(panel: ChatPanel) -> None:
+    """Disconnect closes with 1000 from the client's side, and the others hear that it left."""
+    panel.connect()
+    assert panel["cy"].disconnect() == "closed by you: 1000"
+    assert panel["cy"].state == "closed"
+    assert panel["cy"].close_code == 1000
+    panel["ada"].wait_for(lambda messages: messages[-1] == "* cy left")
+
+
+def test_enter_in_the_input_box_and_the_send_button_both_send(panel: ChatPanel) -> None:
+    """Setting the input's value (what Enter does with continuous_update=False) sends and clears it; so does Send."""
+    ada = panel["ada"]
+    ada.connect()
+    assert ada._input.continuous_update is False
+    ada._input.value = "typed"
+    ada.wait_for(lambda messages: "ada: typed" in messages)
+    assert ada._input.value == ""
+    ada._input.value = "clicked"
+    ada._input.value = ada._input.value  # no change: nothing sent until the button is pressed
+    ada._send_button.click()
+    ada.wait_for(lambda messages: "ada: clicked" in messages)
+    assert ada.messages.count("ada: typed") == 1
+
+
+def test_sending_while_not_connected_is_a_clear_error_and_a_note_in_the_widget(server: ThreadServer) -> None:
+    """send() before connect() raises ChatClientError saying to connect; Enter in the box shows a note instead."""
+    client = ChatClient(server.ws_url("/chat/{name}"), "ada")
+    try:
+        with pytest.raises(ChatClientError, match=r"ada is not connected \(not connected\): call connect\(\) first"):
+            client.send("hi")
+        client._input.value = "hi"
+        assert "not sent" in client._header.value
+    finally:
+        client.close()
+
+
+def test_rejected_handshake_shows_the_http_status(server: ThreadServer) -> None:
+    """A server that closes before accepting shows as 'rejected: HTTP 403' in the status line."""
+    client = ChatClient(server.ws_url("/refuse"), "ada")
+    try:
+        assert client.connect() == "rejected: HTTP 403"
+        assert client.state == "rejected"
+        assert "rejected: HTTP 403" in client._header.value
+    finally:
+        client.close()
+
+
+def test_server_close_code_and_reason_are_shown_escaped(server: ThreadServer) -> None:
+    """A close after accept shows code and reason; markup in the reason is escaped in the widget."""
+    client = ChatClient(server.ws_url("/goodbye"), "ada")
+    try:
+        client.connect()
+        with pytest.raises(TimeoutError, match="the connection ended"):
+            client.wait_for(1, timeout=2)
+        assert client.status == "closed by server: 4403 '<b>members</b> only'"
+        assert (client.close_code, client.close_reason) == (4403, "<b>members</b> only")
+        assert "&lt;b&gt;members&lt;/b&gt;" in client._header.value
+        assert "<b>members" not in client._header.value
+    finally:
+        client.close()
+
+
+def test_a_stopped_server_and_a_missing_server_are_explained(no_leaks: Snapshot) -> None:
+    """Clients see 1012 when their server stops, and 'connection refused' when nothing listens."""
+    server = serve(chat_app(), name="test-widgets-stop")
+    client = ChatClient(server.ws_url("/chat/{name}"), "ada")
+    try:
+        client.connect()
+        server.stop()
+        assert client.wait_closed() == "closed by server: 1012"
+        client.url = f"ws://127.0.0.1:{free_port()}/chat/{{name}}"
+        assert client.connect().startswith("failed: connection refused")
+        client.url = "http://127.0.0.1/chat"
+        assert client.connect() == "failed: the URL must start with ws:// or wss://, not 'http://127.0.0.1/chat'"
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_disconnect_stops_a_handshake_that_never_completes(server: ThreadServer) -> None:
+    """Disconnect during the opening handshake cancels it at once and ends the client's thread."""
+    client = ChatClient(server.ws_url("/silent"), "ada", open_timeout=5)
+    try:
+        assert client.connect(wait=False) == "connecting…"
+        assert client.disconnect() == "closed: the connection attempt was cancelled"
+        assert client._thread is not None and not client._thread.is_alive()
+    finally:
+        client.close()
+
+
+def test_the_log_is_bounded_but_the_count_is_not(server: ThreadServer) -> None:
+    """With max_messages=5, 12 messages leave the last 5 in the log and in the widget; received counts 12."""
+    client = ChatClient(server.ws_url("/count?n=12"), "ada", max_messages=5)
+    try:
+        client.connect()
+        assert client.wait_for(12) == ["m7", "m8", "m9", "m10", "m11"]
+        assert client.received == 12
+        assert "m6<" not in client.log_html and "m11<" in client.log_html
+        assert repr(client) == "ChatClient('ada', open, 5 messages)"
+    finally:
+        client.close()
+
+
+def test_html_and_script_in_messages_are_shown_literally(panel: ChatPanel) -> None:
+    """A message with <script> and <b> is stored as sent and escaped in the log; names are escaped too."""
+    panel.connect()
+    evil = "<script>alert('hi')</script><b>bold?</b> & more"
+    panel.say("ada", evil)
+    bob = panel["bob"]
+    assert bob.messages[-1] == f"ada: {evil}"
+    assert html.escape(f"ada: {evil}") in bob.log_html
+    assert "<script" not in bob.log_html and "<b>bold" not in bob.log_html
+    bob.name = "<i>bob</i>"
+    assert bob._header.value.startswith("<b>&lt;i&gt;bob&lt;/i&gt;</b> ")
+
+
+def test_reconnect_keeps_the_log_and_opens_a_new_connection(panel: ChatPanel) -> None:
+    """After disconnect, connect() opens again (the button now says Reconnect) and the old log stays."""
+    ada = panel["ada"]
+    ada.connect()
+    ada.wait_for(1)
+    ada.disconnect()
+    assert ada._connect_button.description == "Reconnect"
+    assert ada.connect() == "open"
+    assert ada.wait_for(2) == ["* ada joined", "* ada joined"]
+
+
+def test_reprs_are_short_and_deterministic(panel: ChatPanel) -> None:
+    """The text nbval compares: name, state and message count, nothing that changes between runs."""
+    assert repr(panel["ada"]) == "ChatClient('ada', idle, 0 messages)"
+    assert repr(panel) == "ChatPanel(ada: idle, 0 messages; bob: idle, 0 messages; cy: idle, 0 messages)"
+    panel["cy"].connect()
+    panel["cy"].wait_for(1)
+    assert repr(panel["cy"]) == "ChatClient('cy', open, 1 message)"
+    assert panel["ada"]._repr_mimebundle_()["text/plain"] == "ChatClient('ada', idle, 0 messages)"
+
+
+def test_wait_closed_times_out_while_the_connection_stays_open(panel: ChatPanel) -> None:
+    """wait_closed() returns the status once a connection ends, and raises TimeoutError while it is open."""
+    ada = panel["ada"]
+    ada.connect()
+    with pytest.raises(TimeoutError, match=r"ada is still open after 0\.1 s"):
+        ada.wait_closed(0.1)
+    ada.disconnect()
+    assert ada.wait_closed(0) == "closed by you: 1000"
+
+
+def test_wait_for_times_out_with_what_it_got(panel: ChatPanel) -> None:
+    """wait_for gives up after its timeout and says how many messages arrived and the status."""
+    ada = panel["ada"]
+    ada.connect()
+    with pytest.raises(
+        TimeoutError, match=r"ada has received 1 message, not 3 messages, and 0.2 s passed \(status: open\)"
+    ):
+        ada.wait_for(3, timeout=0.2)
+
+
+def test_clients_keep_receiving_while_the_calling_thread_only_sleeps(panel: ChatPanel) -> None:
+    """Messages arrive on the clients' own threads: a caller that just sleeps still finds them delivered."""
+    panel.connect()
+    cy = panel["cy"]
+    cy.wait_for(1)
+    panel["ada"].send("while you sleep")
+    deadline = time.monotonic() + 2
+    while cy.received < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # never calls into the client
+    assert cy.messages[-1] == "ada: while you sleep"
+
+
+def test_clients_share_layout_and_style_models(panel: ChatPanel) -> None:
+    """Layouts and styles are shared between clients, so each client adds only its own dozen widget models."""
+    ada, bob = panel["ada"], panel["bob"]
+    assert ada._url_box.layout is bob._url_box.layout
+    assert ada._connect_button.style is bob._send_button.style
+    assert len(ada._parts) == 10
+
+
+def test_close_ends_threads_and_widgets_and_cannot_reconnect(server: ThreadServer) -> None:
+    """close() disconnects, ends the thread, closes every child widget, and a later connect() says why it cannot."""
+    client = ChatClient(server.ws_url("/chat/{name}"), "ada")
+    client.connect()
+    thread = client._thread
+    client.close()
+    assert thread is not None and not thread.is_alive()
+    assert client.comm is None and all(part.comm is None for part in client._parts)
+    with pytest.raises(ChatClientError, match="create a new one"):
+        client.connect()
+    client.close()  # twice is fine
