@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from helpers.classroom import Classroom, Limits, start_classroom
 from helpers.clients import connect
 from helpers.demo_apps import CHAT_MAX_CHARS, echo, fanout_chat
 from helpers.fanout import FanOut
@@ -54,8 +55,11 @@ ACTIONS = st.one_of(
 )
 
 
-async def perform(ws: ClientConnection, action: Action, oversized: int) -> str:
-    """Do one hostile action; return how the connection stands: 'open' or 'closed <code>'."""
+async def perform(ws: ClientConnection, action: Action, oversized: int, bad: bool) -> str:
+    """Do one hostile action; return how the connection stands: 'open', 'dropped' or 'closed <code>'.
+
+    After a frame the server is expected to refuse (`bad`), wait for its close instead of racing it.
+    """
     try:
         if action.kind in ("text", "binary"):
             await ws.send(action.payload)
@@ -67,12 +71,9 @@ async def perform(ws: ClientConnection, action: Action, oversized: int) -> str:
         elif action.kind == "drop":
             ws.transport.abort()
             return "dropped"
-        await asyncio.sleep(0.02)
-        if ws.close_code is not None:
-            return f"closed {ws.close_code}"
-        return "open"
     except ConnectionClosed as exc:
         return f"closed {exc.rcvd.code if exc.rcvd else 1006}"
+    return await final_state(ws) if bad else "open"
 
 
 async def final_state(ws: ClientConnection) -> str:
@@ -115,13 +116,11 @@ def test_echo_survives_hostile_clients(echo_server: ThreadServer, actions: list[
             hostile = await connect(echo_server.ws_url("/"), compression=None, max_size=None)
             state = "open"
             for action in actions:
-                state = await perform(hostile, action, oversized=MAX_MESSAGE_BYTES + 1)
+                state = await perform(hostile, action, oversized=MAX_MESSAGE_BYTES + 1, bad=action.kind in ECHO_CLOSES)
                 if state != "open":
                     break
                 if action.kind in ("text", "binary"):
                     assert await asyncio.wait_for(hostile.recv(), 2) == action.payload
-            if state == "open" and first_bad is not None:
-                state = await final_state(hostile)
             await hostile.close()
             assert state == (ECHO_CLOSES[first_bad.kind] if first_bad is not None else "open")
             await witness.send("still there?")
@@ -155,18 +154,20 @@ def test_chat_survives_hostile_clients(chat: tuple[ThreadServer, FanOut], action
     """A hostile chat client gets the documented close code for its first bad frame; the room keeps working."""
     server, _ = chat
     server.log.clear()
-    first_bad = next((a for a in actions if a.kind != "text" or len(a.payload) > CHAT_MAX_CHARS), None)
+
+    def is_bad(action: Action) -> bool:
+        return action.kind != "text" or len(action.payload) > CHAT_MAX_CHARS
+
+    first_bad = next((a for a in actions if is_bad(a)), None)
 
     async def scenario() -> None:
         async with connect(server.ws_url("/chat"), compression=None) as witness:
             hostile = await connect(server.ws_url("/chat"), compression=None, max_size=None)
             state = "open"
             for action in actions:
-                state = await perform(hostile, action, oversized=CHAT_MAX_CHARS + 1)
+                state = await perform(hostile, action, oversized=CHAT_MAX_CHARS + 1, bad=is_bad(action))
                 if state != "open":
                     break
-            if state == "open" and first_bad is not None and first_bad.kind != "drop":
-                state = await final_state(hostile)
             await hostile.close()
             expected = CHAT_CLOSES[first_bad.kind] if first_bad is not None else "open"
             assert state == expected, (state, expected)
@@ -249,3 +250,60 @@ def test_churn_leaves_an_empty_registry_and_no_tasks(chat: tuple[ThreadServer, F
     assert threading.active_count() <= threads_before
     assert rss_kib() - baseline < 10_000, "memory grew by more than 10 MB over 500 cycles"
     assert server.errors == []
+
+
+# ------------------------------------------------------------------------------------------------ classroom
+
+CLASSROOM_CLOSES = {
+    "binary": "closed 1003",
+    "invalid-utf8": "closed 1007",
+    "oversized": "closed 1009",
+    "drop": "dropped",
+}
+
+
+@pytest.fixture(scope="module")
+def classroom() -> Iterator[Classroom]:
+    # A generous rate so the property is about bad frames; the rate limit has its own tests.
+    room = start_classroom("HARDEN", name="hardening-classroom", limits=Limits(rate=1000.0, burst=1000))
+    try:
+        yield room
+    finally:
+        room.stop()
+
+
+@HYPOTHESIS
+@given(actions=st.lists(ACTIONS, min_size=1, max_size=4))
+def test_classroom_survives_hostile_students(classroom: Classroom, actions: list[Action]) -> None:
+    """A hostile student gets the documented close for its first bad frame; another student still hears the room."""
+    classroom.server.log.clear()
+    limit = Limits().max_message_bytes
+
+    def is_bad(action: Action) -> bool:
+        return action.kind != "text" or len(str(action.payload).encode()) > limit
+
+    first_bad = next((a for a in actions if is_bad(a)), None)
+
+    async def scenario() -> None:
+        async with connect(classroom.url_for("witness"), compression=None) as witness:
+            hostile = await connect(classroom.url_for("mallory"), compression=None, max_size=None)
+            state = "open"
+            for action in actions:
+                state = await perform(hostile, action, oversized=limit + 1, bad=is_bad(action))
+                if state != "open":
+                    break
+            await hostile.close()
+            expected = CLASSROOM_CLOSES[first_bad.kind] if first_bad is not None else "open"
+            assert state == expected, (state, expected)
+            async with connect(classroom.url_for("newcomer"), compression=None) as newcomer:
+                await newcomer.send("hello class")
+                heard = [await asyncio.wait_for(witness.recv(), 2)]
+                while "hello class" not in str(heard[-1]):
+                    heard.append(await asyncio.wait_for(witness.recv(), 2))
+        deadline = asyncio.get_running_loop().time() + 2
+        while classroom.participants() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)  # everyone has left: the roster must empty (names are reusable)
+
+    asyncio.run(scenario())
+    assert classroom.participants() == []
+    assert unhandled(classroom.server) == []
