@@ -54,9 +54,11 @@ def _free_port() -> int:
 
 
 def _write_settings(settings_dir: Path) -> None:
-    """User settings for the throwaway lab: no autosave, no news, no update checks."""
+    """User settings for the throwaway lab: no autosave, no news, no update checks, no cell windowing."""
     files = {
         "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+        # Render every cell: with windowing, outputs scrolled out of view are not in the page to check.
+        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
         "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
             "fetchNews": "false",
             "checkForUpdates": False,
