@@ -61,6 +61,7 @@ nav: setup
 
 bench: setup
 	$(BIN)/python bench/servers.py
+	$(BIN)/python bench/fanout.py
 
 # After changing requirements*.txt: install them, then record every resulting version.
 lock:

@@ -76,7 +76,6 @@ class FanOut:
         policy: Policy = "disconnect",
         close_code: int = TRY_AGAIN_LATER,
         close_reason: str = "too slow: send queue full",
-        close_timeout: float = 1.0,
     ) -> None:
         if policy not in POLICIES:
             raise FanOutError(f"policy must be one of {POLICIES}, not {policy!r}")
@@ -86,7 +85,6 @@ class FanOut:
         self.policy: Policy = policy
         self.close_code = close_code
         self.close_reason = close_reason
-        self.close_timeout = close_timeout
         self.members: dict[WebSocket, Member] = {}
         self.evicted: list[str] = []
         self._names = itertools.count(1)
@@ -150,15 +148,18 @@ class FanOut:
         self.evicted.append(member.name)
         if member.writer is not None:
             member.writer.cancel()
+        while not member.queue.empty():  # free the backlog now, not when the endpoint returns
+            member.queue.get_nowait()
         task = asyncio.get_running_loop().create_task(self._close(member))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
     async def _close(self, member: Member) -> None:
-        # close() waits until the transport can take the close frame; for a client that never reads that
-        # may be never, so it is bounded. Its queue is already gone, so memory stays bounded either way.
+        # close() waits until the transport can take the close frame, which for a client that never reads
+        # may be much later. It is not given up on (a cancelled close is never sent, and the client would
+        # never learn why): one small pending task per evicted client, cancelled by aclose().
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(member.websocket.close(self.close_code, self.close_reason), self.close_timeout)
+            await member.websocket.close(self.close_code, self.close_reason)
 
     async def _write(self, member: Member) -> None:
         try:
@@ -176,10 +177,11 @@ class FanOut:
             self.members.pop(member.websocket, None)
 
     async def aclose(self) -> None:
-        """Stop every writer task (for a lifespan shutdown)."""
+        """Stop every writer task and every pending eviction close (for a lifespan shutdown)."""
         for websocket in list(self.members):
             await self.unregister(websocket)
         for task in list(self._closing):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

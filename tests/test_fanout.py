@@ -117,7 +117,9 @@ def test_leaving_clients_are_unregistered(fair: tuple[FanOut, ThreadServer]) -> 
     assert run_on(server.loop, fanout_tasks()) == []
 
 
-def slow_client_scenario(policy: Policy) -> tuple[FanOut, list[int], str, dict[str, int | bool]]:
+def slow_client_scenario(
+    policy: Policy, read_delay: float = 0.0
+) -> tuple[FanOut, list[int], str, dict[str, int | bool]]:
     """One client never reads while 60 big messages are published; returns what the others and the hub saw."""
     hub, server = hub_server(f"fanout-{policy}", max_queue=4, policy=policy)
     with server:
@@ -150,6 +152,7 @@ def slow_client_scenario(policy: Policy) -> tuple[FanOut, list[int], str, dict[s
             await asyncio.wait_for(asyncio.gather(*readers), 20)
             slow_stats = run_on(server.loop, _stats(hub, "slow"))
             # Now let the slow client read what reached it, to see how it ended.
+            await asyncio.sleep(read_delay)
             ending = "still open"
             try:
                 while True:
@@ -171,6 +174,39 @@ async def _stats(hub: FanOut, name: str) -> dict[str, int | bool]:
         if member.name == name:
             return {"queued": member.queued, "dropped": member.dropped, "evicted": member.evicted}
     return {"evicted": name in hub.evicted}
+
+
+def test_an_evicted_client_that_reads_late_still_learns_why() -> None:
+    """The 1013 close is not given up on: a slow client that starts reading 2 s after eviction still gets it."""
+    _, counts, ending, _ = slow_client_scenario("disconnect", read_delay=2.0)
+    assert counts == [MESSAGES, MESSAGES]
+    assert ending == "closed 1013"
+
+
+def test_eviction_frees_the_queue_at_once() -> None:
+    """An evicted member's backlog is emptied when it is evicted, not when its endpoint returns."""
+
+    async def scenario() -> tuple[int, bool]:
+        hub = FanOut(max_queue=2)
+        member = await hub.register(StuckSocket(), name="stuck")  # type: ignore[arg-type]
+        for n in range(5):
+            hub.publish(f"m{n}")
+        await asyncio.sleep(0)
+        queued, evicted = member.queued, member.evicted
+        await hub.aclose()
+        return queued, evicted
+
+    assert asyncio.run(scenario()) == (0, True)
+
+
+class StuckSocket:
+    """Stands in for a WebSocket whose sends never complete (a client that never reads)."""
+
+    async def send_text(self, text: str) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self, code: int, reason: str) -> None:
+        await asyncio.Event().wait()
 
 
 def test_disconnect_policy_evicts_the_slow_client_and_spares_the_rest() -> None:
