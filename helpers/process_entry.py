@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr, flush=True)
         return 1
     sock.listen(2048)
-    config = uvicorn.Config(args.app, log_level=args.log_level, lifespan="auto", timeout_graceful_shutdown=1.0, ws_max_size=1024 * 1024)
+    config = uvicorn.Config(
+        args.app, log_level=args.log_level, lifespan="auto", timeout_graceful_shutdown=1.0, ws_max_size=1024 * 1024
+    )
     server = _AnnouncingServer(config)
     _exit_on_stdin_eof(server)
     try:

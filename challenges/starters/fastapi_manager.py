@@ -1,0 +1,32 @@
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+
+class ConnectionManager:
+    def __init__(self):
+        self.active: set[WebSocket] = set()
+
+    async def connect(self, websocket: WebSocket):
+        await websocket.accept()
+        self.active.add(websocket)
+
+    def disconnect(self, websocket: WebSocket):
+        self.active.discard(websocket)
+
+    async def broadcast(self, text: str):
+        for websocket in self.active:
+            await websocket.send_text(text)
+
+
+manager = ConnectionManager()
+chat_app = FastAPI()
+
+
+@chat_app.websocket("/chat/{name}")
+async def manager_chat(websocket: WebSocket, name: str):
+    await manager.connect(websocket)
+    try:
+        while True:
+            text = await websocket.receive_text()
+            await manager.broadcast(f"{name}: {text}")
+    except WebSocketDisconnect:
+        manager.disconnect(websocket)

@@ -1,0 +1,587 @@
+"""Fix-the-server challenges, checked by live clients (notebook 12_coding_challenges.ipynb).
+
+Each challenge has a starter (`challenges/starters/<key>.py`, the broken code the notebook shows) and a
+reference solution (`challenges/solutions/<key>.py`). `check(key, *targets)` serves the learner's consumer
+or app on loopback with uvicorn, runs real clients against it, stops the server, and returns a `Report`: a
+checklist with pass/fail per requirement and a hint for every failure. A check runs on a private event loop
+in a worker thread, so it works from a notebook cell, and it is bounded to a few seconds.
+
+    check("echo-json", EchoJson)                     # a Channels consumer class
+    check("fastapi-manager", chat_app, manager)      # a FastAPI app and its ConnectionManager
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from helpers import django_env
+from helpers.clients import attempt, connect
+from helpers.evidence import SLOW_MESSAGES, recording_warnings, slow_client_scene
+from helpers.servers import ThreadServer, serve
+
+ROOT = Path(__file__).resolve().parent.parent
+CHALLENGE_DIR = ROOT / "challenges"
+CHECK_TIMEOUT = 15.0
+LOOKUP_SECONDS = 0.5
+
+
+class ChallengeError(RuntimeError):
+    """A check was called in a way it cannot run; the message says what to pass instead."""
+
+
+def slow_lookup(word: str) -> str:
+    """A blocking "dictionary lookup" for the blocking-call challenge: it takes half a second."""
+    time.sleep(LOOKUP_SECONDS)
+    return f"{word}: {len(word)} letters"
+
+
+# --------------------------------------------------------------------------------------------------
+# reports
+
+
+@dataclass(frozen=True)
+class Item:
+    """One requirement's result. `passed` is None when it could not be checked here."""
+
+    requirement: str
+    passed: bool | None
+    hint: str
+    saw: str = ""
+
+    def lines(self) -> list[str]:
+        mark = {True: "✔", False: "✘", None: "○"}[self.passed]
+        lines = [f"  {mark} {self.requirement}"]
+        if self.passed is None:
+            lines.append(f"      not checked: {self.saw}")
+        elif not self.passed:
+            if self.saw:
+                lines.append(f"      saw: {self.saw}")
+            lines.append(f"      hint: {self.hint}")
+        return lines
+
+
+@dataclass
+class Report:
+    """The checklist for one run of a check; its text form is what the notebook shows."""
+
+    number: int
+    title: str
+    items: list[Item] = field(default_factory=list)
+
+    def add(self, requirement: str, passed: bool | None, hint: str, saw: str = "") -> bool:
+        self.items.append(Item(requirement, passed, hint, saw))
+        return bool(passed)
+
+    @property
+    def passed(self) -> bool:
+        """True when every checkable requirement passed."""
+        return all(item.passed is not False for item in self.items)
+
+    def failed(self) -> list[str]:
+        return [item.requirement for item in self.items if item.passed is False]
+
+    def __str__(self) -> str:
+        met = sum(1 for item in self.items if item.passed)
+        head = f"Challenge {self.number} · {self.title}: {met} of {len(self.items)} requirements met"
+        lines = [head, *(line for item in self.items for line in item.lines())]
+        lines.append("All done: well solved!" if self.passed else "Not yet: fix the first ✘ and run the check again.")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+# --------------------------------------------------------------------------------------------------
+# registry
+
+Checker = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Challenge:
+    key: str
+    number: int
+    title: str
+    targets: tuple[str, ...]  # names the starter and the solution define, passed to check() in this order
+    starter_fails: tuple[int, ...]  # requirement numbers (1-based) the starter is meant to fail
+    checker: Checker
+
+    @property
+    def file(self) -> str:
+        return self.key.replace("-", "_") + ".py"
+
+
+CHALLENGES: dict[str, Challenge] = {}
+
+
+def challenge(
+    number: int, title: str, targets: Sequence[str], starter_fails: Sequence[int]
+) -> Callable[[Checker], Checker]:
+    """Register a checker under its function name (underscores become dashes)."""
+
+    def register(fn: Checker) -> Checker:
+        key = fn.__name__.lstrip("_").replace("_", "-")
+        CHALLENGES[key] = Challenge(key, number, title, tuple(targets), tuple(starter_fails), fn)
+        return fn
+
+    return register
+
+
+def _challenge(key: str) -> Challenge:
+    if key not in CHALLENGES:
+        raise ChallengeError(f"no challenge {key!r}; the challenges are: {', '.join(CHALLENGES)}")
+    return CHALLENGES[key]
+
+
+def check(key: str, *targets: Any, timeout: float = CHECK_TIMEOUT) -> Report:
+    """Serve the learner's code, run live clients against it, and return the checklist."""
+    spec = _challenge(key)
+    if len(targets) != len(spec.targets):
+        names = ", ".join(spec.targets)
+        raise ChallengeError(f"check({key!r}, ...) needs {len(spec.targets)} argument(s) after the key: {names}")
+    report = Report(spec.number, spec.title)
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            asyncio.run(spec.checker(report, *targets))
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name=f"challenge-{key}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise ChallengeError(
+            f"the check for {key!r} did not finish within {timeout:g} s; run it again, or restart the kernel"
+        )
+    if failure:
+        if isinstance(failure[0], ChallengeError):
+            raise failure[0]
+        raise ChallengeError(f"the check for {key!r} could not run: {type(failure[0]).__name__}: {failure[0]}")
+    return report
+
+
+def path(key: str, kind: str = "starters") -> Path:
+    """challenges/starters/<key>.py or challenges/solutions/<key>.py."""
+    if kind not in ("starters", "solutions"):
+        raise ChallengeError("kind is 'starters' or 'solutions'")
+    return CHALLENGE_DIR / kind / _challenge(key).file
+
+
+def source(key: str, kind: str = "starters") -> str:
+    return path(key, kind).read_text()
+
+
+def load(key: str, kind: str = "solutions") -> tuple[Any, ...]:
+    """Import a starter or solution file and return its targets, ready for check(key, *targets)."""
+    spec_ = _challenge(key)
+    _django()  # consumer files import Channels, which needs configured settings
+    file = path(key, kind)
+    module_name = f"challenge_{kind}_{key.replace('-', '_')}"
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    assert spec is not None and spec.loader is not None
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    missing = [name for name in spec_.targets if not hasattr(module, name)]
+    if missing:
+        raise ChallengeError(f"{file.name} must define {', '.join(missing)}")
+    return tuple(getattr(module, name) for name in spec_.targets)
+
+
+# --------------------------------------------------------------------------------------------------
+# shared pieces
+
+
+def _django() -> None:
+    try:
+        django_env.current()
+    except django_env.DjangoEnvError:
+        django_env.setup()
+
+
+def _consumer_app(target: Any, key: str) -> Any:
+    if not hasattr(target, "as_asgi"):
+        raise ChallengeError(
+            f"check({key!r}, ...) needs the consumer class itself (e.g. EchoJson), not {type(target).__name__}"
+        )
+    return target.as_asgi()
+
+
+def _serve(app: Any, key: str) -> ThreadServer:
+    return serve(app, name=f"challenge-{key}")
+
+
+def _json(message: str | bytes) -> Any:
+    if not isinstance(message, str):
+        return None
+    try:
+        return json.loads(message)
+    except ValueError:
+        return None
+
+
+async def _listen(ws: ClientConnection, quiet: float = 0.3) -> tuple[list[str | bytes], bool]:
+    """Messages until `quiet` s of silence, and whether the connection is still open."""
+    heard: list[str | bytes] = []
+    try:
+        while True:
+            heard.append(await asyncio.wait_for(ws.recv(), quiet))
+    except TimeoutError:
+        return heard, True
+    except ConnectionClosed:
+        return heard, False
+
+
+async def _connect(url: str, **options: Any) -> ClientConnection | None:
+    try:
+        return await connect(url, open_timeout=1, **options)
+    except (InvalidHandshake, TimeoutError, OSError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# the challenges
+
+
+@challenge(1, "Accept and echo JSON", ["EchoJson"], starter_fails=[2])
+async def _echo_json(report: Report, target: Any) -> None:
+    _django()
+    with _serve(_consumer_app(target, "echo-json"), "echo-json") as server:
+        url = server.ws_url("/")
+        one = await attempt(url, send=['{"n": 1}'], receive=1, timeout=0.5)
+        many = await attempt(url, send=['{"n": 1}', '{"n": 2}', '{"n": 3}'], receive=3, timeout=0.5)
+        bad = await attempt(url, send=["not json", '{"n": 4}'], receive=2, timeout=0.5)
+    report.add(
+        "accepts the connection (HTTP 101)",
+        one.opened,
+        "call `await self.accept()` in connect()",
+        str(one),
+    )
+    report.add(
+        'replies to {"n": 1} with the same object, as JSON text',
+        bool(one.messages) and _json(one.messages[0]) == {"n": 1},
+        "decode with json.loads(text_data), reply with `await self.send(text_data=json.dumps(data))`: "
+        "text_data must be a str, not a dict",
+        str(one),
+    )
+    report.add(
+        "answers every message, in order (3 sent, 3 replies)",
+        [_json(m) for m in many.messages] == [{"n": 1}, {"n": 2}, {"n": 3}],
+        "receive() runs once per message: send one reply each time",
+        str(many),
+    )
+    first = _json(bad.messages[0]) if bad.messages else None
+    report.add(
+        'answers text that is not JSON with {"error": ...} and keeps the connection open',
+        isinstance(first, dict) and "error" in first and len(bad.messages) == 2 and _json(bad.messages[1]) == {"n": 4},
+        'catch json.JSONDecodeError and send json.dumps({"error": "..."}); an exception would drop the client',
+        str(bad),
+    )
+
+
+@challenge(2, "Reject anonymous users with a readable reason", ["MembersOnly"], starter_fails=[2])
+async def _reject_anonymous(report: Report, target: Any) -> None:
+    _django()
+    from channels.auth import AuthMiddlewareStack
+
+    ada = await asyncio.to_thread(django_env.login_headers, "ada")
+    app = AuthMiddlewareStack(_consumer_app(target, "reject-anonymous"))
+    with _serve(app, "reject-anonymous") as server:
+        anonymous = await attempt(server.ws_url("/"), receive=1, timeout=0.5, open_timeout=1)
+        member = await attempt(server.ws_url("/"), receive=1, timeout=0.5, open_timeout=1, headers=ada)
+    turned_away = anonymous.rejected or anonymous.closed_by == "server"
+    report.add(
+        "an anonymous client is turned away",
+        turned_away,
+        "check `self.scope['user'].is_authenticated` in connect()",
+        str(anonymous),
+    )
+    readable = (
+        anonymous.opened
+        and anonymous.closed_by == "server"
+        and anonymous.close_code is not None
+        and 4000 <= anonymous.close_code <= 4999
+        and bool(anonymous.close_reason)
+    )
+    report.add(
+        "...and can read why: a close code from 4000-4999 with a reason",
+        readable,
+        "a close before accept becomes a bare HTTP 403 with no code: accept first, then "
+        "`await self.close(code=4401, reason='log in first')`",
+        str(anonymous),
+    )
+    report.add(
+        "the anonymous client gets no other message first",
+        not anonymous.messages,
+        "decide in connect() and return right after closing; send nothing to a refused client",
+        str(anonymous),
+    )
+    greeted = member.opened and member.closed_by != "server" and any("ada" in str(m) for m in member.messages)
+    report.add(
+        "a logged-in user (ada) is let in and greeted by name",
+        greeted,
+        "for an authenticated user: `await self.accept()`, then send a greeting with `user.username`",
+        str(member),
+    )
+
+
+@challenge(3, "Fix the missing awaits", ["Greeter"], starter_fails=[1, 4])
+async def _missing_awaits(report: Report, target: Any) -> None:
+    _django()
+    with recording_warnings() as caught, _serve(_consumer_app(target, "missing-awaits"), "missing-awaits") as server:
+        outcome = await attempt(server.ws_url("/"), send=["hello"], receive=2, open_timeout=1, timeout=0.5)
+    never_awaited = sorted({str(w.message) for w in caught if "was never awaited" in str(w.message)})
+    report.add(
+        "the handshake completes (HTTP 101)",
+        outcome.opened,
+        "`self.accept()` only creates a coroutine: write `await self.accept()`",
+        str(outcome),
+    )
+    report.add(
+        "the greeting 'welcome' arrives first",
+        outcome.messages[:1] == ["welcome"],
+        "await the send in connect() as well",
+        str(outcome),
+    )
+    report.add(
+        "'hello' comes back as 'HELLO'",
+        outcome.messages[1:2] == ["HELLO"],
+        "await the send in receive()",
+        str(outcome),
+    )
+    report.add(
+        "no 'coroutine ... was never awaited' warnings on the server",
+        not never_awaited,
+        "every call to an async method (accept, send, close, group_send) needs `await`",
+        "; ".join(never_awaited),
+    )
+
+
+@challenge(4, "Group chat with the right handler", ["RoomChat"], starter_fails=[2, 4])
+async def _group_chat(report: Report, target: Any) -> None:
+    _django()
+    from channels.layers import get_channel_layer
+
+    group = getattr(target, "group", None)
+    layer = get_channel_layer()
+    groups = getattr(layer, "groups", None)
+    before = set(groups.get(group, {})) if groups is not None and group else set()
+    with _serve(_consumer_app(target, "group-chat"), "group-chat") as server:
+        url = server.ws_url("/")
+        ada, bob = await _connect(url), await _connect(url)
+        report.add(
+            "two clients can connect",
+            ada is not None and bob is not None,
+            "join the group, then `await self.accept()` in connect()",
+        )
+        if ada is None or bob is None:
+            return
+        await ada.send("hi from ada")
+        (ada_heard, _), (bob_heard, _) = await asyncio.gather(_listen(ada), _listen(bob))
+        await ada.close()
+        await bob.close()
+        errors = list(dict.fromkeys(server.errors))
+        report.add(
+            "a line ada sends reaches bob",
+            bob_heard == ["hi from ada"],
+            'group_send({"type": "chat.message", ...}) calls the method chat_message: dots become underscores',
+            f"bob heard {bob_heard}",
+        )
+        report.add(
+            "...and ada herself (every member delivers to its own client)",
+            ada_heard == ["hi from ada"],
+            "send to the group, not to your own socket: each member's handler sends to its client",
+            f"ada heard {ada_heard}",
+        )
+        report.add(
+            "no errors on the server",
+            not errors,
+            "a message type without a handler raises ValueError in every member",
+            "; ".join(errors),
+        )
+        if groups is None or not group:
+            reason = "the class needs a `group` attribute" if not group else "the channel layer is not in-memory"
+            report.add("clients that leave are removed from the group", None if group else False, "", reason)
+            return
+        left: set[str] = set()
+        for _ in range(50):  # disconnect() runs on the server's loop shortly after the close
+            left = set(groups.get(group, {})) - before
+            if not left:
+                break
+            await asyncio.sleep(0.02)
+    for channel in left:  # dead mailboxes of a consumer that crashed: take them out
+        await layer.group_discard(group, channel)
+    report.add(
+        "clients that leave are removed from the group",
+        not left,
+        "call `await self.channel_layer.group_discard(self.group, self.channel_name)` in disconnect()",
+        f"{len(left)} mailbox(es) still in group {group!r}" if left else "",
+    )
+
+
+async def _size(manager: Any) -> int:
+    return len(manager.active)
+
+
+async def _wait_size(server: ThreadServer, manager: Any, size: int, timeout: float = 0.5) -> int:
+    """Poll len(manager.active) on the server's loop until it equals `size` (bounded); return the last value."""
+    deadline = time.monotonic() + timeout
+    current = -1
+    while time.monotonic() < deadline:
+        current = server.run(_size(manager))
+        if current == size:
+            break
+        await asyncio.sleep(0.02)
+    return current
+
+
+@challenge(5, "A FastAPI ConnectionManager that cleans up", ["chat_app", "manager"], starter_fails=[3])
+async def _fastapi_manager(report: Report, app: Any, manager: Any) -> None:
+    if not hasattr(manager, "active"):
+        raise ChallengeError("the manager needs an `active` collection (a set of the open WebSockets)")
+    with _serve(app, "fastapi-manager") as server:
+        clients: dict[str, ClientConnection] = {}
+        for name in ("alice", "bob", "carol", "mallory"):
+            ws = await _connect(server.ws_url(f"/chat/{name}"))
+            if ws is None:
+                report.add("clients can connect to /chat/{name}", False, "accept in the endpoint (manager.connect)")
+                return
+            clients[name] = ws
+        await _wait_size(server, manager, 4)
+        await asyncio.gather(*(_listen(ws, 0.1) for ws in clients.values()))  # any welcome messages
+        await clients["alice"].send("hi all")
+        heard = await asyncio.gather(*(_listen(ws) for ws in clients.values()))
+        everyone = all(any("hi all" in str(m) for m in messages) for messages, _ in heard)
+        report.add(
+            "a message reaches every client, the sender included",
+            everyone,
+            "broadcast() sends to every socket in manager.active",
+        )
+        await clients.pop("carol").close()
+        size = await _wait_size(server, manager, 3)
+        report.add(
+            "a client that closes normally leaves the set",
+            size == 3,
+            "remove the socket when receive_text() raises WebSocketDisconnect",
+            f"{size} sockets in the set, 3 clients connected",
+        )
+        await clients["mallory"].send(b"\x89PNG")  # receive_text() raises KeyError: 'text' on a binary frame
+        await asyncio.sleep(0.3)
+        connected = [name for name, ws in clients.items() if ws.close_code is None]
+        size = await _wait_size(server, manager, len(connected))
+        report.add(
+            "a client whose handler fails (mallory sends a binary frame) leaves the set too",
+            size == len(connected),
+            "clean up in `finally:`, which runs however the handler ends (a KeyError is not a WebSocketDisconnect)",
+            f"{size} sockets in the set, {len(connected)} clients connected",
+        )
+        await clients["alice"].send("still here")
+        (alice_heard, alice_open), (bob_heard, _) = await asyncio.gather(
+            _listen(clients["alice"]), _listen(clients["bob"])
+        )
+        report.add(
+            "after that, a broadcast still reaches alice and bob, and alice stays connected",
+            alice_open and all(any("still here" in str(m) for m in heard) for heard in (alice_heard, bob_heard)),
+            "a dead socket left in the set makes the *sender's* broadcast fail: clean up in `finally:` and "
+            "loop over a copy, `for ws in list(self.active)`",
+            "alice's connection was closed" if not alice_open else "",
+        )
+        for ws in clients.values():
+            await ws.close()
+        size = await _wait_size(server, manager, 0)
+        report.add(
+            "when everyone has left, the set is empty",
+            size == 0,
+            "every way out of the handler must remove the socket: `finally:`",
+            f"{size} socket(s) left in the set",
+        )
+
+
+@challenge(6, "A fan-out that survives a slow client", ["fanout_app"], starter_fails=[2])
+async def _slow_client(report: Report, app: Any) -> None:
+    options: dict[str, Any] = {"max_size": None, "compression": None}
+    with _serve(app, "slow-client") as server:
+        url = server.ws_url("/chat")
+        readers = [await _connect(url, **options) for _ in range(3)]
+        if any(ws is None for ws in readers):
+            report.add("clients can connect to /chat", False, "accept every WebSocket at /chat")
+            return
+        live = [ws for ws in readers if ws is not None]
+        await asyncio.sleep(0.05)
+        for n in range(5):
+            await live[0].send(f"small {n}")
+        heard = await asyncio.gather(*(_listen(ws) for ws in live))
+        report.add(
+            "with everyone reading, each of 3 clients gets all 5 messages",
+            all(len(messages) == 5 for messages, _ in heard),
+            "send every text a client sends to every connected client",
+            f"counts: {[len(messages) for messages, _ in heard]}",
+        )
+        for ws in live:
+            await ws.close()
+        await asyncio.sleep(0.1)  # let their handlers finish, so the next clients meet no stale sockets
+
+        async with slow_client_scene(server, "/chat") as scene:
+            got = await scene.burst(1.0)
+            report.add(
+                f"with one client that never reads, a reading client still gets all {SLOW_MESSAGES} big messages "
+                "within 1 s",
+                got == SLOW_MESSAGES,
+                "`await ws.send_text()` for each client in turn waits for the slowest one: give every client a "
+                "bounded asyncio.Queue and its own writer task, and publish with put_nowait()",
+                f"it got fewer than {SLOW_MESSAGES}",
+            )
+            late = await _connect(url, **options)
+            late_got = False
+            if late is not None:
+                await asyncio.sleep(0.05)
+                await scene.fast.send("after the burst")
+                with contextlib.suppress(TimeoutError, ConnectionClosed):
+                    while not late_got:
+                        late_got = await asyncio.wait_for(late.recv(), 0.5) == "after the burst"
+                late.transport.abort()
+            report.add(
+                "meanwhile, a client that joins late still receives new messages",
+                late_got,
+                "nothing in a handler may wait for another client: queue the message, let a writer task send it, "
+                "and drop or disconnect a client whose queue is full (that also keeps memory bounded)",
+            )
+
+
+@challenge(7, "No blocking calls in a consumer", ["Lookup"], starter_fails=[2])
+async def _blocking_call(report: Report, target: Any) -> None:
+    _django()
+    with _serve(_consumer_app(target, "blocking-call"), "blocking-call") as server:
+        url = server.ws_url("/")
+        started = time.perf_counter()
+        first, second = await asyncio.gather(
+            attempt(url, send=["socket"], receive=1, timeout=2),
+            attempt(url, send=["loop"], receive=1, timeout=2),
+        )
+        took = time.perf_counter() - started
+    report.add(
+        "answers a lookup with slow_lookup()'s result",
+        first.messages == ["socket: 6 letters"],
+        "reply with the string slow_lookup(text_data) returns",
+        str(first),
+    )
+    report.add(
+        "two clients asking at once are both answered within 0.8 s (one lookup takes 0.5 s)",
+        took < 0.8 and second.messages == ["loop: 4 letters"],
+        "slow_lookup() blocks the event loop, so the second client waits for the first: "
+        "`await asyncio.to_thread(slow_lookup, text_data)`",
+        "the second answer waited for the first" if took >= 0.8 else str(second),
+    )

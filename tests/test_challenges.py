@@ -1,0 +1,91 @@
+"""Tests for helpers.challenges: every reference solution passes, every starter fails what it is meant to fail."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from helpers import challenges
+from helpers.challenges import ChallengeError, Report
+from tests.conftest import ROOT, Snapshot
+
+pytestmark = pytest.mark.timeout(60)
+
+KEYS = list(challenges.CHALLENGES)
+NOTEBOOK = ROOT / "notebooks" / "12_coding_challenges.ipynb"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_up() -> None:
+    """Check two solutions first: Django's set-up, asgiref's shared worker thread and its database connection
+    stay for the whole process, and must not count as leaks of the first test that happens to create them."""
+    for key in ("echo-json", "reject-anonymous"):
+        challenges.check(key, *challenges.load(key, "solutions"))
+
+
+def test_the_challenges_cover_the_required_topics() -> None:
+    """At least six challenges, covering JSON echo, refusals, awaits, groups, manager clean-up and slow clients."""
+    required = {"echo-json", "reject-anonymous", "missing-awaits", "group-chat", "fastapi-manager", "slow-client"}
+    assert required <= set(KEYS)
+    assert [c.number for c in challenges.CHALLENGES.values()] == list(range(1, len(KEYS) + 1))
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_the_reference_solution_passes_every_requirement(key: str, no_leaks: Snapshot) -> None:
+    """Served and checked by live clients, the reference solution meets every requirement."""
+    report = challenges.check(key, *challenges.load(key, "solutions"))
+    assert report.passed and all(item.passed for item in report.items), str(report)
+    assert str(report).endswith("All done: well solved!")
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_the_starter_fails_the_requirements_it_is_meant_to_fail(key: str, no_leaks: Snapshot) -> None:
+    """The starter code fails the check (so the checker can fail), on the requirements the challenge is about."""
+    report = challenges.check(key, *challenges.load(key, "starters"))
+    assert not report.passed, str(report)
+    for number in challenges.CHALLENGES[key].starter_fails:
+        assert report.items[number - 1].passed is False, f"requirement {number} should fail:\n{report}"
+    for item in report.items:
+        if item.passed is False:
+            assert item.hint, f"no hint for {item.requirement!r}"
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_the_notebook_shows_each_starter_verbatim(key: str) -> None:
+    """Notebook 12 has a code cell whose source is exactly the starter file, so the two cannot drift apart."""
+    cells = [cell.source.strip() for cell in nbformat.read(NOTEBOOK, as_version=4).cells if cell.cell_type == "code"]
+    assert challenges.source(key).strip() in cells
+
+
+def test_solutions_are_not_in_the_notebook() -> None:
+    """No reference solution appears in the learner's notebook."""
+    text = NOTEBOOK.read_text()
+    for key in KEYS:
+        body = challenges.source(key, "solutions").split('"""', 2)[-1].strip()
+        assert body not in text, key
+
+
+def test_check_says_what_to_pass() -> None:
+    """Wrong arguments give errors that name what the check needs."""
+    with pytest.raises(ChallengeError, match="needs 2 argument"):
+        challenges.check("fastapi-manager", object())
+    with pytest.raises(ChallengeError, match="the challenges are: echo-json"):
+        challenges.check("nope")
+    with pytest.raises(ChallengeError, match="consumer class itself"):
+        challenges.check("echo-json", object())
+
+
+def test_report_text_is_a_checklist_with_hints_for_failures() -> None:
+    """A report prints one line per requirement, and a 'saw' and a 'hint' line under each failure only."""
+    report = Report(9, "Demo")
+    report.add("first thing", True, "never shown")
+    report.add("second thing", False, "do this", "that happened")
+    assert str(report).splitlines() == [
+        "Challenge 9 · Demo: 1 of 2 requirements met",
+        "  ✔ first thing",
+        "  ✘ second thing",
+        "      saw: that happened",
+        "      hint: do this",
+        "Not yet: fix the first ✘ and run the check again.",
+    ]
+    assert repr(report) == str(report)

@@ -1,0 +1,53 @@
+"""Tests for helpers.evidence: every quiz answer is demonstrated by its live experiment, and nothing else is."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from helpers import evidence, quiz, redis_server
+from helpers.quiz import Question
+from tests.conftest import Snapshot, require_binary
+
+pytestmark = pytest.mark.timeout(60)
+
+QUESTIONS = [q for name in ("channels", "broadcasting") for q in quiz.load_quiz(name).questions]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_up() -> None:
+    """Run one Channels experiment first: Django's set-up and asgiref's shared worker thread stay for the process."""
+    evidence.run("anonymous_user")
+
+
+@pytest.mark.parametrize("question", QUESTIONS, ids=[q.id for q in QUESTIONS])
+def test_the_experiment_demonstrates_exactly_the_keyed_answer(question: Question, no_leaks: Snapshot) -> None:
+    """The options whose claims the live run demonstrated are exactly the options the key marks correct."""
+    if question.evidence == "cross_loop" and not redis_server.available():
+        require_binary("redis-server", "apt-get install redis-server, or set REDIS_URL")
+    result = evidence.run(question.evidence)
+    demonstrated = {option.letter for option in question.options if option.claim in result.shows}
+    assert demonstrated == set(question.correct), (
+        f"{question.id}: the key says {sorted(question.correct)}, the experiment demonstrated "
+        f"{sorted(demonstrated)} (claims {sorted(result.shows)})\n{result.fact}"
+    )
+
+
+def test_every_experiment_backs_some_question() -> None:
+    """No experiment is orphaned: each registered name is the evidence of at least one question."""
+    assert set(evidence.names()) == {q.evidence for q in QUESTIONS}
+
+
+@pytest.mark.parametrize("name", ["refuse_vs_silence", "manager_count"])
+def test_facts_name_no_ports_addresses_or_timings(name: str) -> None:
+    """A fact is printable in a notebook as is: no loopback ports, memory addresses or millisecond timings."""
+    fact = evidence.run(name).fact
+    assert fact.startswith("Show me: ")
+    assert not re.search(r"127\.0\.0\.1:\d+|0x[0-9a-f]{6,}|\d+(\.\d+)? ?ms\b", fact)
+
+
+def test_an_unknown_experiment_lists_the_known_ones() -> None:
+    """run('nope') raises an error that lists the experiment names."""
+    with pytest.raises(evidence.EvidenceError, match="known experiments: accept_opens, "):
+        evidence.run("nope")
