@@ -937,7 +937,11 @@ class QuizWidget:
     def _refresh(self, verdict: str = "") -> None:
         session = self.session
         b = self.buttons
-        self.header.value = f"<h3>{html.escape(session.quiz.title)}</h3>"
+        title = f"<h3>{html.escape(session.quiz.title)}</h3>"
+        if session.started and not session.finished:
+            so_far = session.results()
+            title += f"<p class='wslab-quiz-score'>Score so far: {so_far.score} of {so_far.max_score} points</p>"
+        self.header.value = title
         for button in b.values():
             button.layout.display = "none"
         if not session.started or session.finished:

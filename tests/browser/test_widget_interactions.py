@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from tests.browser.conftest import Lab, save_screenshot
 from tests.browser.test_notebooks_in_lab import open_notebook, wait_until_done
+from tests.conftest import ROOT
 
 MESSAGE = "hello from the browser"
 
@@ -37,3 +39,71 @@ def test_typed_chat_message_reaches_the_other_students(page: Any, lab: Lab) -> N
         time.sleep(0.2)
     save_screenshot(page, "09-chat-interaction")
     assert students.inner_text().count(MESSAGE) >= 2, "ada's message did not reach bob's widget"
+
+
+QUIZZES = [
+    ("10_quiz_channels.ipynb", "channels_quiz = quiz.QuizWidget(channels)", "A", "B"),
+    ("11_quiz_broadcasting.ipynb", "broadcasting_quiz = quiz.QuizWidget(broadcasting)", "A", "C"),
+]
+
+
+def click_button(scope: Any, label: str) -> None:
+    scope.locator("button", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")).first.click()
+
+
+def wait_for_text(scope: Any, predicate: Any, timeout: float = 15) -> str:
+    deadline = time.monotonic() + timeout
+    text = scope.inner_text()
+    while not predicate(text) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        text = scope.inner_text()
+    return text
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(("name", "cell", "wrong", "right"), QUIZZES, ids=[q[0][:2] for q in QUIZZES])
+def test_quiz_answers_change_attempts_explanation_and_score(
+    page: Any, lab: Lab, name: str, cell: str, wrong: str, right: str
+) -> None:
+    """Wrong then right shows the attempt, then the answer, explanation and a higher score; Show me runs."""
+    open_notebook(page, lab, name)
+    run_all_above(page, "Clean up")
+    wait_until_done(page)
+    widget = page.locator(".jp-CodeCell", has_text=cell).first
+    widget.scroll_into_view_if_needed()
+    click_button(widget, "Start")
+    text = wait_for_text(widget, lambda t: "Score so far: 0 of" in t)
+    assert "Question 1 of" in text
+    click_button(widget, wrong)
+    click_button(widget, "Submit")
+    text = wait_for_text(widget, lambda t: f"Attempt 1: {wrong}" in t)
+    assert f"Attempt 1: {wrong}: not right" in text and "Score so far: 0 of" in text
+    click_button(widget, right)
+    click_button(widget, "Submit")
+    text = wait_for_text(widget, lambda t: f"Answer: {right}" in t)
+    assert "Why:" in text and "Score so far: 1 of" in text
+    click_button(widget, "Show me")
+    text = wait_for_text(widget, lambda t: "Running experiment" not in t and "Show me" in t, timeout=30)
+    save_screenshot(page, f"{name[:2]}-quiz-interaction")
+    assert "Running experiment" not in text
+
+
+@pytest.mark.timeout(240)
+def test_fixing_a_challenge_in_the_browser_turns_its_checklist_green(page: Any, lab: Lab) -> None:
+    """In 12, the first check fails for the starter; after typing the fix into the cell, the check passes."""
+    open_notebook(page, lab, "12_coding_challenges.ipynb")
+    run_all_above(page, "Challenge 2")
+    wait_until_done(page)
+    check_cell = page.locator(".jp-CodeCell", has_text='check("echo-json", EchoJson)').first
+    assert "1 of 4 requirements met" in check_cell.inner_text()
+    starter = page.locator(".jp-CodeCell", has_text="class EchoJson(AsyncWebsocketConsumer)").first
+    starter.locator(".cm-content").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text((ROOT / "challenges" / "solutions" / "echo_json.py").read_text())
+    page.keyboard.press("Shift+Enter")  # run the fixed starter; the selection moves to the check cell
+    wait_until_done(page)
+    page.keyboard.press("Shift+Enter")  # run the check
+    wait_until_done(page)
+    text = wait_for_text(check_cell, lambda t: "4 of 4 requirements met" in t)
+    save_screenshot(page, "12-challenge-interaction")
+    assert "4 of 4 requirements met" in text
