@@ -17,6 +17,13 @@ Either way the memory a slow client can hold is bounded by `max_queue` messages.
         async with hub.connected(websocket):
             async for text in websocket.iter_text():
                 hub.publish(text)
+
+A module-level hub like this one is safe (unlike a module-level `asyncio.Lock`): the constructor creates no
+loop-bound object; each client's queue and writer task are created in `register()`, on the loop serving that
+connection. Create the hub once per app (at module level or in `lifespan`) and `await hub.aclose()` at shutdown
+to stop the writer tasks. `publish()` must run on the server's loop (it uses `asyncio.Queue`s and may start an
+eviction task, neither thread-safe): from another thread or a notebook cell, hop over, e.g.
+`await helpers.loops.await_on(server.loop, coro)` with a coroutine that calls `hub.publish()`.
 """
 
 from __future__ import annotations
