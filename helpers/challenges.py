@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from helpers import django_env
 from helpers.clients import attempt, connect
-from helpers.evidence import SLOW_MESSAGES, recording_warnings, slow_client_scene
+from helpers.evidence import SLOW_MESSAGES, SLOW_SIZE, recording_warnings, slow_client_scene
 from helpers.servers import ThreadServer, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -510,7 +510,21 @@ async def _fastapi_manager(report: Report, app: Any, manager: Any) -> None:
         )
 
 
-@challenge(6, "A fan-out that survives a slow client", ["fanout_app"], starter_fails=[2])
+async def _drain_tags(ws: ClientConnection, quiet: float = 0.5) -> tuple[set[str], bool]:
+    """Read until `quiet` s of silence: the tags of the big burst messages received, and whether it stayed open."""
+    tags: set[str] = set()
+    try:
+        while True:
+            message = await asyncio.wait_for(ws.recv(), quiet)
+            if isinstance(message, str) and len(message) > SLOW_SIZE:
+                tags.add(message[:4])
+    except TimeoutError:
+        return tags, True
+    except ConnectionClosed:
+        return tags, False
+
+
+@challenge(6, "A fan-out that survives a slow client", ["fanout_app"], starter_fails=[2, 4])
 async def _slow_client(report: Report, app: Any) -> None:
     options: dict[str, Any] = {"max_size": None, "compression": None}
     with _serve(app, "slow-client") as server:
@@ -546,18 +560,40 @@ async def _slow_client(report: Report, app: Any) -> None:
             )
             late = await _connect(url, **options)
             late_got = False
+            late_saw = "the late client could not connect"
             if late is not None:
+                late_saw = "nothing arrived for the late client within 0.5 s of a new message"
                 await asyncio.sleep(0.05)
                 await scene.fast.send("after the burst")
                 with contextlib.suppress(TimeoutError, ConnectionClosed):
                     while not late_got:
                         late_got = await asyncio.wait_for(late.recv(), 0.5) == "after the burst"
+                if not late_got and late.close_code is not None:
+                    late_saw = f"the late client's connection was closed ({late.close_code}) before the message"
                 late.transport.abort()
             report.add(
                 "meanwhile, a client that joins late still receives new messages",
                 late_got,
                 "nothing in a handler may wait for another client: queue the message, let a writer task send it, "
-                "and drop or disconnect a client whose queue is full (that also keeps memory bounded)",
+                "and drop or disconnect a client whose queue is full",
+                late_saw,
+            )
+
+            # A second burst, so that more is published than socket buffers can hold; then the slow client reads
+            # at last. A server that kept everything for it (an unbounded queue) delivers every message now.
+            await scene.burst(2.0, stall=0.5)
+            published = scene.published
+            tags, still_open = await _drain_tags(scene.slow)
+            kept = len(tags)
+            report.add(
+                f"a client that never reads loses messages or is disconnected: the server does not keep all "
+                f"{2 * SLOW_MESSAGES} big messages (about 20 MB) for it",
+                kept < published,
+                "bound each client's queue well below that (asyncio.Queue(maxsize=16), or FanOut(max_queue=16)): "
+                "when it is full, drop the oldest message or disconnect the client; an unbounded queue grows by "
+                "every message the client does not read",
+                "once it read, the slow client received every message published while it did not read, "
+                f"{'and stayed connected' if still_open else 'then it was closed'}: the server kept them all for it",
             )
 
 

@@ -665,26 +665,40 @@ async def _forward(subscriber: Any, websocket: Any) -> None:
         await websocket.send_text(event.message)
 
 
-async def _chat_endpoint(websocket: WebSocket) -> None:
-    """Subscribe, say "ready", forward every event to the client, publish every text the client sends."""
+async def _chat_endpoint(websocket: WebSocket, mistake: str = "") -> None:
+    """Subscribe, say "ready", forward every event to the client, publish every text the client sends.
+
+    `mistake` makes one of the errors a quiz option blames: "no-await" calls publish() without `await`,
+    "subscribe-first" subscribes before accepting.
+    """
     broadcast = websocket.app.state.broadcast
-    await websocket.accept()
+    if mistake != "subscribe-first":
+        await websocket.accept()
     async with broadcast.subscribe(channel="chat") as subscriber:
+        if mistake == "subscribe-first":
+            await websocket.accept()
         await websocket.send_text("ready")
         forward = asyncio.create_task(_forward(subscriber, websocket))
         try:
             async for text in websocket.iter_text():
-                await broadcast.publish(channel="chat", message=text)
+                if mistake == "no-await":
+                    broadcast.publish(channel="chat", message=text)  # BUG on purpose: no await
+                else:
+                    await broadcast.publish(channel="chat", message=text)
         finally:
             forward.cancel()
             await asyncio.gather(forward, return_exceptions=True)
 
 
-def _broadcaster_app(url: str = "memory://", broadcast: Any = None) -> FastAPI:
+def _broadcaster_app(url: str = "memory://", broadcast: Any = None, mistake: str = "") -> FastAPI:
     app = FastAPI(lifespan=_broadcaster_lifespan(url)) if broadcast is None else FastAPI()
     if broadcast is not None:
         app.state.broadcast = broadcast
-    app.add_api_websocket_route("/chat", _chat_endpoint)
+
+    async def chat(websocket: WebSocket) -> None:
+        await _chat_endpoint(websocket, mistake)
+
+    app.add_api_websocket_route("/chat", chat)
     return app
 
 
@@ -716,11 +730,11 @@ async def _broadcaster_chat(name: str, title: str) -> Evidence:
     return Evidence(name, title, lines, frozenset(shows))
 
 
-BROADCAST_URLS = {
-    "memory-url": "memory://",
-    "redis-url": "redis://localhost",
+BROADCAST_URLS = {  # claim prefix -> url, in the order of the question's options
     "no-url": None,
-    "http-url": "http://memory",
+    "mem-url": "mem://",
+    "redis-url": "redis://127.0.0.1:6379",
+    "memory-url": "memory://",
 }
 
 
@@ -730,9 +744,9 @@ async def _broadcast_constructor(name: str, title: str) -> Evidence:
 
     shows, lines = set(), []
     for key, url in BROADCAST_URLS.items():
-        shown = "Broadcast()" if url is None else f"Broadcast({url!r})"
+        shown = "Broadcast()" if url is None else f"Broadcast(url={url!r})"
         try:
-            broadcast = Broadcast(url)
+            broadcast = Broadcast(url=url)
         except (AssertionError, ValueError) as exc:
             lines.append(f"{shown}: {type(exc).__name__}: {exc}")
             continue
@@ -752,7 +766,10 @@ async def _broadcast_constructor(name: str, title: str) -> Evidence:
     return Evidence(name, title, tuple(lines), frozenset(shows))
 
 
-@experiment("a Broadcast('redis://') connected on another event loop (busy meanwhile), used by an endpoint")
+@experiment(
+    "a Broadcast('redis://') connected on another event loop (busy meanwhile), used by an endpoint; "
+    "then the fix, and each other option's mistake alone"
+)
 async def _cross_loop(name: str, title: str) -> Evidence:
     from broadcaster import Broadcast
 
@@ -782,35 +799,60 @@ async def _cross_loop(name: str, title: str) -> Evidence:
         other.call_soon_threadsafe(other.stop)
         thread.join(5)
         other.close()
-    with serve(_broadcaster_app(url), name=f"evidence-{name}") as server:
-        right = await attempt(server.ws_url("/chat"), send=["hello"], receive=2, timeout=0.5)
-        right_errors = server.errors
-    shows = set()
-    different_loop = any("attached to a different loop" in e for e in wrong_errors)
-    if different_loop and right.messages == ["ready", "hello"] and not right_errors:
-        shows.add("connected-on-other-loop")
     lines = [
         f"connected on the other loop: client saw: {wrong}",
         f"    server errors: {'; '.join(wrong_errors) or 'none'}",
-        f"connected in the server's lifespan: client saw: {right}",
-        f"    server errors: {'; '.join(right_errors) or 'none'}",
     ]
-    # The other options, tried for real: a missing await and a bad URL fail differently.
-    with recording_warnings() as caught:
-        broadcast = Broadcast("memory://")
-        async with broadcast:
-            broadcast.publish(channel="chat", message="no await")  # BUG on purpose: no await
-    forgot = _warning_lines(caught, RuntimeWarning)
-    lines.append(f"publish() without await: {'; '.join(forgot) or 'no warning'} (no RuntimeError)")
-    if any("different loop" in w for w in forgot):
-        shows.add("missing-await")
-    try:
-        Broadcast("http://memory")
-    except ValueError as exc:
-        lines.append(f"a URL with an unknown scheme: ValueError: {exc} (raised at construction)")
-        if "different loop" in str(exc):
-            shows.add("bad-url")
+    # The fix, and every other option tried for real: the same chat connected in the server's lifespan (one
+    # loop), once as it should be and once with only the mistake that option blames. An option is
+    # demonstrated when its run shows the question's error.
+    runs = {}
+    for claim, label, variant_url, mistake in CROSS_LOOP_VARIANTS:
+        runs[claim] = run = await _one_loop_run(name, url if variant_url is None else variant_url, mistake)
+        lines.append(f"{label}: client saw: {run.outcome}")
+        lines.append(f"    server errors: {'; '.join(run.errors) or 'none'}")
+        if run.warned:
+            lines.append(f"    warnings: {'; '.join(run.warned)}")
+    fixed = runs["fixed"]
+    shows = {claim for claim, run in runs.items() if claim != "fixed" and run.different_loop}
+    if any(CROSS_LOOP in e for e in wrong_errors) and fixed.messages == ("ready", "hello") and not fixed.errors:
+        shows.add("connected-on-other-loop")
     return Evidence(name, title, tuple(lines), frozenset(shows))
+
+
+CROSS_LOOP = "attached to a different loop"
+CROSS_LOOP_VARIANTS = (  # (claim, label, url (None: the test Redis), mistake in the endpoint)
+    ("fixed", "connected in the server's lifespan", None, ""),
+    ("missing-await", "publish() without await, in the lifespan", None, "no-await"),
+    ("not-accepted", "subscribed before accept(), in the lifespan", None, "subscribe-first"),
+    ("bad-url", "a malformed Redis URL (its port left as 'port'), in the lifespan", "redis://127.0.0.1:port", ""),
+)
+
+
+@dataclass(frozen=True)
+class _Run:
+    outcome: str
+    messages: tuple[str | bytes, ...]
+    errors: tuple[str, ...]
+    warned: tuple[str, ...]
+
+    @property
+    def different_loop(self) -> bool:
+        return any(CROSS_LOOP in text for text in (*self.errors, *self.warned))
+
+
+async def _one_loop_run(name: str, url: str, mistake: str) -> _Run:
+    """Serve the broadcaster chat with its lifespan on the server's loop; one client says hello."""
+    messages: tuple[str | bytes, ...] = ()
+    with recording_warnings() as caught:
+        try:
+            with serve(_broadcaster_app(url, mistake=mistake), name=f"evidence-{name}") as server:
+                seen = await attempt(server.ws_url("/chat"), send=["hello"], receive=2, timeout=0.5)
+                outcome, messages = str(seen), tuple(seen.messages)
+                errors = tuple(_masked(e) for e in dict.fromkeys(server.errors))
+        except ServerStartError as exc:
+            outcome, errors = "the server did not start", (_masked(str(exc).split(": ", 1)[-1]),)
+    return _Run(outcome, messages, errors, tuple(_warning_lines(caught, RuntimeWarning)))
 
 
 def _manager_app(cleanup: str = "except") -> tuple[Any, set[Any]]:
@@ -986,26 +1028,31 @@ class SlowScene:
     fast: ClientConnection
     sender: ClientConnection
 
-    async def burst(self, window: float = 1.0) -> int:
-        """The sender sends 40 x 256 kB, each after its own copy came back; how many `fast` got within `window`.
+    published: int = 0  # the sender's messages whose own copy came back (so the server has published them)
+
+    async def burst(self, window: float = 1.0, count: int = SLOW_MESSAGES, stall: float | None = None) -> int:
+        """The sender sends `count` x 256 kB, each after its own copy came back; how many `fast` got within `window`.
 
         Pacing on the sender's own copies keeps the rate at what reading clients can take, so a server that
-        drops messages for slow clients loses none for these two.
+        drops messages for slow clients loses none for these two. Each message starts with a 4-digit tag,
+        numbered on from the previous burst. With `stall`, the burst also ends once a copy takes longer than that.
         """
         got = 0
+        first = self.published
 
         async def drain() -> None:
             nonlocal got
-            while got < SLOW_MESSAGES:
+            while got < count:
                 await self.fast.recv()
                 got += 1
 
         async def paced() -> None:
-            for n in range(SLOW_MESSAGES):
+            for n in range(first, first + count):
                 tag = f"{n:04d}"
                 await self.sender.send(tag + "x" * SLOW_SIZE)
-                while str(await self.sender.recv())[:4] != tag:
+                while str(await asyncio.wait_for(self.sender.recv(), stall))[:4] != tag:
                     pass
+                self.published = n + 1
 
         tasks = [asyncio.create_task(drain()), asyncio.create_task(paced())]
         try:

@@ -12,11 +12,13 @@ Questions are data (`quizzes/*.toml`, read with the standard library's `tomllib`
   from `helpers.evidence` in a background thread and shows what happened.
 
 Scoring: 2 points for a question answered right at the first attempt, 1 at the second, 0 otherwise. The
-badge needs every question right at the first attempt; hints are free.
+badge needs every question right at the first attempt; hints are free. "Show me" gives the answer away, so a
+question whose experiment was run before the question was over no longer counts toward the badge (its
+points still count, and the results say how many questions it happened to).
 
 Keyboard use: every control is a button. Tab / Shift+Tab move between the answer letters (A, B, C, ...) and
 the buttons; Space or Enter presses the focused one (a letter stays pressed until pressed again). After Start,
-Submit and Next the focus moves to where the next step is: the first letter, or the Next button.
+Submit, Next and a time-out the focus moves to where the next step is: the first letter, or the Next button.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ ATTEMPTS = 2
 MAX_TIME_LIMIT = 600
 LETTERS = "ABCDEFGH"
 WIDTH = 100
+EARLY_NOTE = "Show me ran before this question was over: it still scores, but no longer counts toward the badge."
 KEYS_HELP = (
     "Keyboard: Tab / Shift+Tab move between the answer letters and the buttons; Space or Enter presses the focused one."
 )
@@ -260,6 +263,7 @@ class QuestionRecord:
     attempts: list[Attempt] = field(default_factory=list)
     hint_shown: bool = False
     limit: int = ATTEMPTS
+    evidence_early: bool = False  # "Show me" ran before the question was over: it no longer counts for the badge
 
     @property
     def solved(self) -> bool:
@@ -291,6 +295,7 @@ class Results:
     points: tuple[tuple[str, int], ...]  # (question id, points)
     timeouts: int
     hints: int
+    evidence_early: int = 0  # questions whose "Show me" ran before they were over
 
     @property
     def score(self) -> int:
@@ -306,8 +311,9 @@ class Results:
 
     @property
     def badge(self) -> str | None:
-        """The badge's name on a perfect run (every question right at the first attempt), else None."""
-        return self.badge_name if self.perfect else None
+        """The badge's name on a perfect run (every question right at the first attempt, and no "Show me"
+        before a question was over), else None."""
+        return self.badge_name if self.perfect and not self.evidence_early else None
 
     def count(self, points: int) -> int:
         return sum(1 for _, p in self.points if p == points)
@@ -318,12 +324,22 @@ class Results:
             "(2 for a question right at the first attempt, 1 at the second)",
             f"Right at the first attempt: {self.count(2)} · at the second: {self.count(1)} · missed: {self.count(0)}"
             f" · time-outs: {self.timeouts} · hints used: {self.hints}",
+            f"Show me before answering: {_plural(self.evidence_early, 'question')}",
         ]
         if self.badge:
             lines.append(f"Badge earned: {self.badge} 🏅")
+        elif self.perfect:
+            lines.append(
+                f"Badge: not this time ({self.badge_name!r} needs a perfect run without Show me before answering; "
+                "Show me gives the answer away)"
+            )
         else:
             lines.append(f"Badge: not this time ({self.badge_name!r} needs every question right at the first attempt)")
         return "\n".join(lines)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _wrap(text: str, indent: str = "") -> list[str]:
@@ -435,6 +451,16 @@ class QuizSession:
         self._save()
         return self._verdict(record)
 
+    def note_show_me(self) -> bool:
+        """Record that the current question's experiment is being run; True when that happens before the
+        question is over (the question then no longer counts toward the badge)."""
+        record = self.record
+        if record.finished:
+            return False
+        record.evidence_early = True
+        self._save()
+        return True
+
     def hint(self) -> str:
         """Show the current question's hint (free of charge)."""
         record = self.record
@@ -462,13 +488,19 @@ class QuizSession:
             tuple((r.question.id, r.points) for r in self.records),
             sum(1 for r in self.records for a in r.attempts if a.choice is None),
             sum(1 for r in self.records if r.hint_shown),
+            sum(1 for r in self.records if r.evidence_early),
         )
 
     def show_me(self, timeout: float = 20.0) -> Any:
-        """Run the current question's live experiment (helpers.evidence) and return its Evidence."""
+        """Run the current question's live experiment (helpers.evidence) and return its Evidence.
+
+        Before the question is over this is recorded (note_show_me): the question no longer counts toward the badge.
+        """
         from helpers import evidence
 
-        return evidence.run(self.current.evidence, timeout=timeout)
+        name = self.current.evidence
+        self.note_show_me()
+        return evidence.run(name, timeout=timeout)
 
     def _verdict(self, record: QuestionRecord) -> str:
         last = record.attempts[-1]
@@ -504,6 +536,8 @@ class QuizSession:
             lines.append(f"Attempt {n}: {attempt.describe()}")
         if record.hint_shown:
             lines += _wrap(f"Hint: {q.hint}")
+        if record.evidence_early:
+            lines += _wrap(EARLY_NOTE)
         if record.finished:
             lines.append(f"Answer: {', '.join(sorted(q.correct))}" + (" (you got it)" if record.solved else ""))
             lines += _wrap(f"Why: {q.explanation}")
@@ -550,6 +584,7 @@ class QuizSession:
                 {
                     "attempts": [None if a.choice is None else sorted(a.choice) for a in r.attempts],
                     "hint": r.hint_shown,
+                    "show_me_early": r.evidence_early,
                 }
                 for r in self.records
             ],
@@ -580,6 +615,7 @@ class QuizSession:
                 letters = None if choice is None else frozenset(choice)
                 record.attempts.append(Attempt(letters, letters == record.question.correct))
             record.hint_shown = bool(saved.get("hint"))
+            record.evidence_early = bool(saved.get("show_me_early"))
         self.index = min(int(state.get("index", 0)), len(self.records))
         self.resumed = self.index > 0 or any(r.attempts for r in self.records)
 
@@ -720,7 +756,11 @@ class QuizWidget:
             "start": w.Button(description="Start", button_style="primary", tooltip="Start the quiz"),
             "submit": w.Button(description="Submit", button_style="primary", tooltip="Submit your answer"),
             "hint": w.Button(description="Hint", tooltip="Show a hint (free)"),
-            "show": w.Button(description="Show me", tooltip="Run the live experiment behind this question"),
+            "show": w.Button(
+                description="Show me",
+                tooltip="Run the live experiment behind this question (before you answer, it no longer counts "
+                "toward the badge)",
+            ),
             "next": w.Button(description="Next", tooltip="Go to the next question"),
             "restart": w.Button(description="Restart", tooltip="Start again from question 1"),
         }
@@ -819,6 +859,8 @@ class QuizWidget:
             if self._evidence_thread is not None and self._evidence_thread.is_alive():
                 return
             name = self.session.current.evidence
+            if self.session.note_show_me():
+                self._refresh()
             self.buttons["show"].disabled = True
             self.evidence_view.value = f"<i>Running experiment {html.escape(name)!s}: a real server and clients...</i>"
             self._evidence_thread = threading.Thread(
@@ -887,6 +929,7 @@ class QuizWidget:
             verdict = self.session.expire()
             self._refresh(verdict)
             self._arm()
+            self._focus()
 
     # -- drawing
 
@@ -971,6 +1014,8 @@ class QuizWidget:
         parts += [f"Attempt {n}: {html.escape(a.describe())}" for n, a in enumerate(record.attempts, 1)]
         if record.hint_shown:
             parts.append(f"<b>Hint:</b> {_inline(q.hint)}")
+        if record.evidence_early:
+            parts.append(f"<i>{html.escape(EARLY_NOTE)}</i>")
         if record.finished:
             parts.append(f"<b>Answer: {', '.join(sorted(q.correct))}</b>")
             parts.append(f"<b>Why:</b> {_paragraphs(q.explanation)}")

@@ -139,7 +139,8 @@ class ChatClient(widgets.VBox):
         self._connect_button = widgets.Button(description="Connect", style=button_style, layout=half)
         self._disconnect_button = widgets.Button(description="Disconnect", style=button_style, layout=half)
         self._log_html = widgets.HTML(style=html_style, layout=full)
-        # continuous_update=False: the value changes (and is sent) on Enter, not on every key press.
+        # continuous_update=False: the value changes (and is sent) on Enter, and when the box loses focus (blur),
+        # not on every key press. Text.on_submit (Enter only) is deprecated in ipywidgets 8.1.
         self._input = widgets.Text(
             placeholder="type a message, press Enter",
             continuous_update=False,

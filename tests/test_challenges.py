@@ -50,6 +50,41 @@ def test_the_starter_fails_the_requirements_it_is_meant_to_fail(key: str, no_lea
             assert item.hint, f"no hint for {item.requirement!r}"
 
 
+BOUNDED = "a client that never reads loses messages or is disconnected"
+
+
+def unbounded_slow_client() -> object:
+    """The reference solution of challenge 6 with one change: each client's queue has no bound."""
+    source = challenges.source("slow-client", "solutions")
+    unbounded = source.replace("asyncio.Queue(maxsize=MAX_QUEUE)", "asyncio.Queue()")
+    assert unbounded != source, "the reference solution no longer creates asyncio.Queue(maxsize=MAX_QUEUE)"
+    namespace: dict[str, object] = {}
+    exec(compile(unbounded, "unbounded_slow_client.py", "exec"), namespace)
+    return namespace["fanout_app"]
+
+
+def test_an_unbounded_queue_fails_only_the_bounded_memory_requirement(no_leaks: Snapshot) -> None:
+    """With unbounded per-client queues every other requirement of challenge 6 passes, but the memory one fails
+    (with what the slow client saw and a hint), while the bounded reference solution passes it."""
+    report = challenges.check("slow-client", unbounded_slow_client())
+    assert [item.passed for item in report.items] == [True, True, True, False], str(report)
+    memory = report.items[3]
+    assert memory.requirement.startswith(BOUNDED)
+    assert "received every message published while it did not read" in memory.saw
+    assert "maxsize" in memory.hint
+    reference = challenges.check("slow-client", *challenges.load("slow-client", "solutions"))
+    assert reference.items[3].requirement.startswith(BOUNDED) and reference.items[3].passed, str(reference)
+
+
+def test_the_slow_client_starter_says_what_it_saw_for_every_failure(no_leaks: Snapshot) -> None:
+    """The starter of challenge 6 fails the stall, late-join and memory requirements, each with a `saw:` line."""
+    report = challenges.check("slow-client", *challenges.load("slow-client", "starters"))
+    failed = [item for item in report.items if item.passed is False]
+    assert [report.items.index(item) + 1 for item in failed] == [2, 3, 4], str(report)
+    assert all(item.saw for item in failed), str(report)
+    assert "saw: nothing arrived for the late client" in str(report)
+
+
 @pytest.mark.parametrize("key", KEYS)
 def test_the_notebook_shows_each_starter_verbatim(key: str) -> None:
     """Notebook 12 has a code cell whose source is exactly the starter file, so the two cannot drift apart."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
+from helpers import classroom as classroom_module
 from helpers.classroom import (
     Classroom,
     ClassroomError,
@@ -204,11 +207,51 @@ def test_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
 
 
 def test_small_pieces() -> None:
-    """Codes avoid look-alike characters, one_line flattens control characters, lan_address is never loopback."""
+    """Codes avoid look-alike characters and one_line flattens control characters."""
     code = new_code()
     assert len(code) == 6 and not set(code) & set("0o1li")
     assert one_line("a\nb\r\n\tc\x00d") == "a b c d"
-    address = lan_address()
-    assert address is None or not address.startswith("127.")
     with pytest.raises(ValueError, match="rate must be > 0"):
         Limits(rate=0)
+
+
+class FakeProbe:
+    """Stands in for the UDP socket lan_address() asks the routing table with: it reports a chosen address."""
+
+    def __init__(self, address: str | None) -> None:
+        self.address = address
+        self.connected_to: tuple[str, int] | None = None
+
+    def __call__(self, family: int, kind: int) -> FakeProbe:
+        return self
+
+    def __enter__(self) -> FakeProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def connect(self, target: tuple[str, int]) -> None:
+        if self.address is None:
+            raise OSError("Network is unreachable")
+        self.connected_to = target
+
+    def getsockname(self) -> tuple[str, int]:
+        assert self.address is not None
+        return (self.address, 40000)
+
+
+@pytest.mark.parametrize(
+    ("routed", "expected"),
+    [("192.168.1.23", "192.168.1.23"), ("127.0.1.1", None), ("127.0.0.1", None), ("0.0.0.0", None), (None, None)],
+)
+def test_lan_address_filters_loopback_and_no_route(
+    monkeypatch: pytest.MonkeyPatch, routed: str | None, expected: str | None
+) -> None:
+    """lan_address() returns the routed interface address, but None for loopback, 0.0.0.0 or no route at all."""
+    probe = FakeProbe(routed)
+    fake_socket_module = SimpleNamespace(socket=probe, AF_INET=socket.AF_INET, SOCK_DGRAM=socket.SOCK_DGRAM)
+    monkeypatch.setattr(classroom_module, "socket", fake_socket_module)  # only lan_address() sees the fake
+    assert lan_address() == expected
+    if routed is not None:
+        assert probe.connected_to is not None and not probe.connected_to[0].startswith("127.")

@@ -250,6 +250,51 @@ def test_badge_only_on_a_perfect_run() -> None:
     assert "Badge: not this time" in str(almost)
 
 
+def test_show_me_before_answering_costs_the_badge_but_not_the_points(progress_dir: Path) -> None:
+    """Show me while a question is open is recorded (and saved): a run that is otherwise perfect scores full
+    points but earns no badge, and the results and the text view say why; after the question it is free."""
+    session = QuizSession(tiny_quiz("A", "B"), progress=True)
+    session.start()
+    assert session.note_show_me() is True
+    assert session.record.evidence_early and quiz.EARLY_NOTE in str(session)
+    session.answer("A")
+    session.next()
+    session.answer("B")
+    assert session.note_show_me() is False  # the question is over: the answer is already on screen
+    session.next()
+    results = session.results()
+    assert (results.score, results.max_score, results.perfect) == (4, 4, True)
+    assert results.evidence_early == 1 and results.badge is None
+    text = str(results)
+    assert "Show me before answering: 1 question" in text
+    assert "'Tiny Master' needs a perfect run without Show me before answering" in text
+    saved = json.loads((progress_dir / "tiny.json").read_text())
+    assert [r["show_me_early"] for r in saved["records"]] == [True, False]
+    assert saved["best"] == {"score": 4, "max": 4, "badge": False}
+    assert QuizSession(tiny_quiz("A", "B"), progress=True).records[0].evidence_early  # survives a resume
+
+    clean = QuizSession(tiny_quiz("A"))
+    clean.start()
+    clean.answer("A")
+    clean.note_show_me()
+    clean.next()
+    assert clean.results().badge == "Tiny Master"
+    assert "Show me before answering: 0 questions" in str(clean.results())
+
+
+def test_session_show_me_records_an_early_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QuizSession.show_me() on an open question runs the experiment and marks the question as looked at early."""
+    ran: list[str] = []
+    monkeypatch.setattr(evidence, "run", lambda name, timeout: ran.append(name) or name)
+    session = QuizSession(tiny_quiz("A"))
+    session.start()
+    assert session.show_me() == "accept_opens" and ran == ["accept_opens"]
+    assert session.record.evidence_early
+    session.answer("A")
+    session.next()
+    assert session.results().badge is None
+
+
 def test_next_refuses_an_open_question_and_ends_after_the_last() -> None:
     """next() before the question is over raises; after the last question it returns None and the run is over."""
     session = QuizSession(tiny_quiz("A"))
@@ -328,7 +373,8 @@ def test_progress_file_lets_a_learner_resume(progress_dir: Path) -> None:
     session.answer("A")
     session.next()
     saved = json.loads((progress_dir / "tiny.json").read_text())
-    assert saved["index"] == 1 and saved["records"][0] == {"attempts": [["C"], ["A"]], "hint": True}
+    assert saved["index"] == 1
+    assert saved["records"][0] == {"attempts": [["C"], ["A"]], "hint": True, "show_me_early": False}
 
     again = QuizSession(tiny_quiz("A", "B"), progress=True)
     assert again.resumed
@@ -408,6 +454,16 @@ def test_widget_timer_expiry_costs_an_attempt_without_blocking(widget: QuizWidge
     assert not widget.countdown.running  # nothing to time once the question is over
 
 
+def test_widget_focus_moves_to_the_next_step_after_a_time_out(widget: QuizWidget) -> None:
+    """After a time-out the keyboard focus goes to the first letter (an attempt is left), then to Next (none left)."""
+    focused: list[str] = []
+    widget.start()
+    for button in [*widget.letter_buttons, widget.buttons["next"]]:
+        button.focus = lambda name=button.description: focused.append(name)  # type: ignore[method-assign]
+    assert wait_until(lambda: widget.session.record.finished)
+    assert wait_until(lambda: focused == ["A", "Next"]), focused
+
+
 def test_widget_submit_hint_next_and_finish(widget: QuizWidget) -> None:
     """Choosing an option and pressing the buttons drives the same engine, up to the badge."""
     widget.time_scale = 1.0  # plenty of time
@@ -460,16 +516,37 @@ def test_closing_the_widget_stops_its_timer(no_leaks: Snapshot) -> None:
 
 
 def test_show_me_runs_the_experiment_in_the_background() -> None:
-    """The Show me button returns at once and the experiment's fact appears in the widget when it is done."""
+    """The Show me button returns at once and the experiment's fact appears in the widget when it is done;
+    pressed before answering, it is recorded and the widget says the question no longer counts for the badge."""
     shown = QuizWidget(quiz.load_quiz("channels").subset(["anonymous-user"]), tick=0.05)
     try:
         shown.start()
         started = time.monotonic()
         shown.buttons["show"].click()
         assert time.monotonic() - started < 0.5
+        assert shown.session.record.evidence_early
+        assert "no longer counts toward the badge" in shown.feedback.value
         assert wait_until(lambda: "Show me:" in shown.evidence_view.value, timeout=20)
         assert "AnonymousUser" in shown.evidence_view.value
         assert not shown.buttons["show"].disabled
     finally:
         shown.close()
     assert not any(t.name == "quiz-show-me" for t in threading.enumerate())
+
+
+def test_show_me_after_the_question_is_over_keeps_the_badge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Show me pressed once the question is answered runs as before and a perfect run still earns the badge."""
+    monkeypatch.setattr(evidence, "run", lambda name, timeout: evidence.Evidence(name, "stub", ("ran",), frozenset()))
+    shown = QuizWidget(tiny_quiz("A"), tick=0.05)
+    try:
+        shown.start()
+        shown.letter_buttons[0].value = True
+        shown.submit()
+        shown.buttons["show"].click()
+        assert wait_until(lambda: "Show me: stub" in shown.evidence_view.value)
+        assert not shown.session.record.evidence_early
+        assert "no longer counts" not in shown.feedback.value
+        shown.next()
+        assert "Badge earned: Tiny Master" in shown.prompt.value
+    finally:
+        shown.close()

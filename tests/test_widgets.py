@@ -50,6 +50,10 @@ def chat_app() -> Starlette:
         await websocket.receive()  # the connect event; never accepts, returns when the client gives up
         await websocket.receive()
 
+    async def crash(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text({"not": "text"})  # type: ignore[arg-type]  # AttributeError: no close frame
+
     return Starlette(
         routes=[
             WebSocketRoute("/chat/{name}", chat),
@@ -57,6 +61,7 @@ def chat_app() -> Starlette:
             WebSocketRoute("/goodbye", goodbye),
             WebSocketRoute("/count", count),
             WebSocketRoute("/silent", silent),
+            WebSocketRoute("/crash", crash),
         ]
     )
 
@@ -166,6 +171,56 @@ def test_a_stopped_server_and_a_missing_server_are_explained(no_leaks: Snapshot)
     finally:
         client.close()
         server.stop()
+
+
+def test_a_connection_dropped_without_a_close_frame_says_dropped_1006(server: ThreadServer) -> None:
+    """A handler that fails after accepting (send_text with a dict) drops the connection: status 'dropped', 1006."""
+    client = ChatClient(server.ws_url("/crash"), "ada")
+    try:
+        assert client.connect() in ("open", "dropped: the connection ended without a close frame (1006)")
+        assert client.wait_closed() == "dropped: the connection ended without a close frame (1006)"
+        assert (client.state, client.close_code, client.close_reason) == ("closed", 1006, "")
+        assert "dropped: the connection ended without a close frame (1006)" in client._header.value
+        assert any("AttributeError" in error for error in server.errors), server.errors
+    finally:
+        client.close()
+
+
+def test_the_connect_and_disconnect_buttons_work_without_blocking(server: ThreadServer) -> None:
+    """Clicking Connect returns at once and the client opens; clicking Disconnect returns at once and it closes."""
+    client = ChatClient(server.ws_url("/chat/{name}"), "ada")
+    try:
+        assert not client._connect_button.disabled and client._disconnect_button.disabled
+        started = time.monotonic()
+        client._connect_button.click()
+        assert time.monotonic() - started < 0.5
+        assert client.wait_for(lambda messages: "* ada joined" in messages) == ["* ada joined"]
+        assert client.status == "open" and client._connect_button.disabled and not client._disconnect_button.disabled
+        started = time.monotonic()
+        client._disconnect_button.click()
+        assert time.monotonic() - started < 0.5
+        assert client.wait_closed() == "closed by you: 1000"
+        assert not client._connect_button.disabled and client._disconnect_button.disabled
+        assert client._connect_button.description == "Reconnect"
+    finally:
+        client.close()
+
+
+def test_the_buttons_never_wait_for_a_handshake_that_does_not_complete(server: ThreadServer) -> None:
+    """Against a server that never answers, Connect returns while the client is still connecting, and Disconnect
+    returns at once and cancels the attempt."""
+    client = ChatClient(server.ws_url("/silent"), "ada", open_timeout=5)
+    try:
+        started = time.monotonic()
+        client._connect_button.click()
+        assert time.monotonic() - started < 0.5
+        assert client.state == "connecting" and client.status == "connecting…"
+        started = time.monotonic()
+        client._disconnect_button.click()
+        assert time.monotonic() - started < 0.5
+        assert client.wait_closed() == "closed: the connection attempt was cancelled"
+    finally:
+        client.close()
 
 
 def test_disconnect_stops_a_handshake_that_never_completes(server: ThreadServer) -> None:

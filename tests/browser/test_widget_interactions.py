@@ -43,7 +43,7 @@ def test_typed_chat_message_reaches_the_other_students(page: Any, lab: Lab) -> N
 
 QUIZZES = [
     ("10_quiz_channels.ipynb", "channels_quiz = quiz.QuizWidget(channels)", "A", "B"),
-    ("11_quiz_broadcasting.ipynb", "broadcasting_quiz = quiz.QuizWidget(broadcasting)", "A", "C"),
+    ("11_quiz_broadcasting.ipynb", "broadcasting_quiz = quiz.QuizWidget(broadcasting)", "C", "A"),
 ]
 
 
