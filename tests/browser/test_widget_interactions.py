@@ -72,8 +72,9 @@ def test_quiz_answers_change_attempts_explanation_and_score(
     widget = page.locator(".jp-CodeCell", has_text=cell).first
     widget.scroll_into_view_if_needed()
     click_button(widget, "Start")
-    text = wait_for_text(widget, lambda t: "Score so far: 0 of" in t)
-    assert "Question 1 of" in text
+    # The header (score) and the question are separate widgets, synced one after the other: wait for both.
+    text = wait_for_text(widget, lambda t: "Score so far: 0 of" in t and "Question 1 of" in t)
+    assert "Question 1 of" in text and "Score so far: 0 of" in text
     click_button(widget, wrong)
     click_button(widget, "Submit")
     text = wait_for_text(widget, lambda t: f"Attempt 1: {wrong}" in t)
