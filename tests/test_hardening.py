@@ -1,7 +1,7 @@
 """Hostile input and churn against the example servers in helpers: defined answers, nobody else harmed.
 
-Property-based (hypothesis): random text and binary frames, invalid UTF-8, oversized messages and
-abrupt drops, sent by one client while a witness client stays connected. Every hostile connection
+Property-based (hypothesis): random text and binary frames, invalid UTF-8, broken JSON, oversized messages
+and abrupt drops, sent by one client while a witness client stays connected. Every hostile connection
 must end in a defined way (echo, or a close code from the server's documented list), the witness must
 keep receiving, and nothing may reach the server's log as an unhandled error.
 """
@@ -46,8 +46,12 @@ class Action:
     payload: str | bytes = b""
 
 
+# Broken or hostile JSON: these servers speak plain text, so JSON must be just text to them (no parse, no crash).
+INVALID_JSON = st.sampled_from(['{"type": "chat.message"', "[1, 2", '{"a": NaN}', "\x00{}", '{"a": ' * 200, "null"])
+
 ACTIONS = st.one_of(
     st.builds(Action, st.just("text"), st.text(max_size=300)),
+    st.builds(Action, st.just("text"), INVALID_JSON),
     st.builds(Action, st.just("binary"), st.binary(max_size=300)),
     st.builds(Action, st.just("invalid-utf8"), INVALID_UTF8),
     st.builds(Action, st.just("oversized")),
@@ -85,6 +89,13 @@ async def final_state(ws: ClientConnection) -> str:
         return "open"
     except ConnectionClosed as exc:
         return f"closed {exc.rcvd.code if exc.rcvd else 1006}"
+
+
+def expected_state(closes: dict[str, str], first_bad: Action | None) -> str:
+    """How a hostile connection must end: the close for its first bad frame (a text frame is bad when too long)."""
+    if first_bad is None:
+        return "open"
+    return closes["oversized" if first_bad.kind == "text" else first_bad.kind]
 
 
 def unhandled(server: ThreadServer) -> list[str]:
@@ -169,7 +180,7 @@ def test_chat_survives_hostile_clients(chat: tuple[ThreadServer, FanOut], action
                 if state != "open":
                     break
             await hostile.close()
-            expected = CHAT_CLOSES[first_bad.kind] if first_bad is not None else "open"
+            expected = expected_state(CHAT_CLOSES, first_bad)
             assert state == expected, (state, expected)
             # The room still works for everyone else: the witness hears a newcomer's message.
             async with connect(server.ws_url("/chat"), compression=None) as newcomer:
@@ -293,7 +304,7 @@ def test_classroom_survives_hostile_students(classroom: Classroom, actions: list
                 if state != "open":
                     break
             await hostile.close()
-            expected = CLASSROOM_CLOSES[first_bad.kind] if first_bad is not None else "open"
+            expected = expected_state(CLASSROOM_CLOSES, first_bad)
             assert state == expected, (state, expected)
             async with connect(classroom.url_for("newcomer"), compression=None) as newcomer:
                 await newcomer.send("hello class")
