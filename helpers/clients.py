@@ -9,6 +9,7 @@ can print the fact ("rejected: HTTP 403") rather than a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -151,6 +152,23 @@ def _record_handshake_failure(outcome: Outcome, exc: BaseException, open_timeout
         outcome.error = "connection refused (is the server running on that port?)"
     else:
         outcome.error = f"{type(exc).__name__}: {exc}"
+
+
+async def collect(
+    ws: ClientConnection, into: list[Message], *, expect: int = 0, deadline: float = 5.0, quiet: float = QUIET_PERIOD
+) -> None:
+    """Append what `ws` receives to `into`: up to `deadline` s in all for the first `expect` messages, then until
+    nothing more arrives for `quiet` s, so extras are counted too.
+
+    Waiting for a count, not for the first quiet gap, keeps exact counts exact on a busy machine. It returns when
+    the wait ends; a closed connection raises `ConnectionClosed`, and `into` keeps what arrived before it.
+    """
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + deadline
+    with contextlib.suppress(TimeoutError):
+        while True:
+            wait = max(give_up - loop.time(), 0) if len(into) < expect else quiet
+            into.append(await asyncio.wait_for(ws.recv(), wait))
 
 
 _HANDSHAKE_ERRORS = (InvalidHandshake, TimeoutError, OSError)

@@ -766,6 +766,41 @@ async def _broadcast_constructor(name: str, title: str) -> Evidence:
     return Evidence(name, title, tuple(lines), frozenset(shows))
 
 
+CROSS_LOOP = "attached to a different loop"
+CROSS_LOOP_VARIANTS = (  # (claim, label, url (None: the test Redis), mistake in the endpoint)
+    ("fixed", "connected in the server's lifespan", None, ""),
+    ("missing-await", "publish() without await, in the lifespan", None, "no-await"),
+    ("not-accepted", "subscribed before accept(), in the lifespan", None, "subscribe-first"),
+    ("bad-url", "a malformed Redis URL (its port left as 'port'), in the lifespan", "redis://127.0.0.1:port", ""),
+)
+
+
+@dataclass(frozen=True)
+class _Run:
+    outcome: str
+    messages: tuple[str | bytes, ...]
+    errors: tuple[str, ...]
+    warned: tuple[str, ...]
+
+    @property
+    def different_loop(self) -> bool:
+        return any(CROSS_LOOP in text for text in (*self.errors, *self.warned))
+
+
+async def _one_loop_run(name: str, url: str, mistake: str) -> _Run:
+    """Serve the broadcaster chat with its lifespan on the server's loop; one client says hello."""
+    messages: tuple[str | bytes, ...] = ()
+    with recording_warnings() as caught:
+        try:
+            with serve(_broadcaster_app(url, mistake=mistake), name=f"evidence-{name}") as server:
+                seen = await attempt(server.ws_url("/chat"), send=["hello"], receive=2, timeout=0.5)
+                outcome, messages = str(seen), tuple(seen.messages)
+                errors = tuple(_masked(e) for e in dict.fromkeys(server.errors))
+        except ServerStartError as exc:
+            outcome, errors = "the server did not start", (_masked(str(exc).split(": ", 1)[-1]),)
+    return _Run(outcome, messages, errors, tuple(_warning_lines(caught, RuntimeWarning)))
+
+
 @experiment(
     "a Broadcast('redis://') connected on another event loop (busy meanwhile), used by an endpoint; "
     "then the fix, and each other option's mistake alone"
@@ -818,41 +853,6 @@ async def _cross_loop(name: str, title: str) -> Evidence:
     if any(CROSS_LOOP in e for e in wrong_errors) and fixed.messages == ("ready", "hello") and not fixed.errors:
         shows.add("connected-on-other-loop")
     return Evidence(name, title, tuple(lines), frozenset(shows))
-
-
-CROSS_LOOP = "attached to a different loop"
-CROSS_LOOP_VARIANTS = (  # (claim, label, url (None: the test Redis), mistake in the endpoint)
-    ("fixed", "connected in the server's lifespan", None, ""),
-    ("missing-await", "publish() without await, in the lifespan", None, "no-await"),
-    ("not-accepted", "subscribed before accept(), in the lifespan", None, "subscribe-first"),
-    ("bad-url", "a malformed Redis URL (its port left as 'port'), in the lifespan", "redis://127.0.0.1:port", ""),
-)
-
-
-@dataclass(frozen=True)
-class _Run:
-    outcome: str
-    messages: tuple[str | bytes, ...]
-    errors: tuple[str, ...]
-    warned: tuple[str, ...]
-
-    @property
-    def different_loop(self) -> bool:
-        return any(CROSS_LOOP in text for text in (*self.errors, *self.warned))
-
-
-async def _one_loop_run(name: str, url: str, mistake: str) -> _Run:
-    """Serve the broadcaster chat with its lifespan on the server's loop; one client says hello."""
-    messages: tuple[str | bytes, ...] = ()
-    with recording_warnings() as caught:
-        try:
-            with serve(_broadcaster_app(url, mistake=mistake), name=f"evidence-{name}") as server:
-                seen = await attempt(server.ws_url("/chat"), send=["hello"], receive=2, timeout=0.5)
-                outcome, messages = str(seen), tuple(seen.messages)
-                errors = tuple(_masked(e) for e in dict.fromkeys(server.errors))
-        except ServerStartError as exc:
-            outcome, errors = "the server did not start", (_masked(str(exc).split(": ", 1)[-1]),)
-    return _Run(outcome, messages, errors, tuple(_warning_lines(caught, RuntimeWarning)))
 
 
 def _manager_app(cleanup: str = "except") -> tuple[Any, set[Any]]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
-from helpers.clients import Outcome, attempt, attempt_sync, connect, connect_sync
+from helpers.clients import Outcome, attempt, attempt_sync, collect, connect, connect_sync
 from helpers.demo_apps import echo
 from helpers.servers import ThreadServer, serve
 
@@ -154,3 +156,45 @@ def test_clients_ignore_proxy_settings(echo_server: ThreadServer, monkeypatch: p
     with connect_sync(echo_server.ws_url("/")) as ws:
         ws.send("sync")
         assert ws.recv(timeout=2) == "sync"
+
+
+def test_collect_waits_for_the_expected_count_then_counts_extras(echo_server: ThreadServer) -> None:
+    """collect() gets every expected message and, within the quiet period after them, any extra ones too."""
+
+    async def scenario() -> list[Any]:
+        received: list[Any] = []
+        async with connect(echo_server.ws_url("/")) as ws:
+            for n in range(4):
+                await ws.send(f"m{n}")
+            await collect(ws, received, expect=2, quiet=0.3)
+        return received
+
+    assert asyncio.run(scenario()) == ["m0", "m1", "m2", "m3"]
+
+
+def test_collect_gives_up_at_its_deadline_when_fewer_arrive(echo_server: ThreadServer) -> None:
+    """With fewer messages than expected, collect() returns what came once `deadline` has passed, not later."""
+
+    async def scenario() -> tuple[list[Any], float]:
+        received: list[Any] = []
+        async with connect(echo_server.ws_url("/")) as ws:
+            await ws.send("only one")
+            started = time.monotonic()
+            await collect(ws, received, expect=3, deadline=0.3, quiet=0.1)
+            return received, time.monotonic() - started
+
+    received, took = asyncio.run(scenario())
+    assert received == ["only one"] and 0.25 < took < 1.0
+
+
+def test_collect_keeps_what_arrived_before_the_server_closed(server: ThreadServer) -> None:
+    """A close raises ConnectionClosed (with the server's code) and the list keeps the messages before it."""
+
+    async def scenario() -> tuple[list[Any], int | None]:
+        received: list[Any] = []
+        async with connect(server.ws_url("/members-only")) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await collect(ws, received, expect=2, deadline=2)
+        return received, closed.value.rcvd.code if closed.value.rcvd else None
+
+    assert asyncio.run(scenario()) == (["hello"], 4403)
