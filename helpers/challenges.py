@@ -29,7 +29,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from helpers import django_env
 from helpers.clients import attempt, connect
-from helpers.evidence import SLOW_MESSAGES, SLOW_SIZE, recording_warnings, slow_client_scene
+from helpers.evidence.broadcasting import SLOW_MESSAGES, SLOW_SIZE, slow_client_scene
+from helpers.evidence.shared import recording_warnings
 from helpers.servers import ThreadServer, serve
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,21 @@
+"""The quizzes' "Show me" experiments: each one runs a real server and real clients and reports what happened.
+
+Every experiment is a small async function registered under a name (the `evidence` field of a quiz question).
+`run(name)` executes it on a private event loop in a worker thread, so it works from a notebook cell (whose
+thread already runs the kernel's loop), from the quiz widget's background thread and from plain tests alike,
+and it waits a bounded time. Servers are served on loopback under names starting with "evidence-" and are
+always stopped before the experiment returns.
+
+An experiment returns an `Evidence`: printable fact lines (no ports, timings or addresses), `shows`, the set of
+*claims* the run demonstrated, and `refutes`, the claims it showed to be false. A quiz option names the claim
+that would make it true, so tests can check that the run demonstrates exactly the keyed options and refutes
+every other one: the code, not the author, decides which answer is right.
+
+The experiments live by quiz: `helpers.evidence.channels` and `helpers.evidence.broadcasting`; the pieces
+they share are in `helpers.evidence.shared`.
+"""
+
+from helpers.evidence import broadcasting, channels  # noqa: F401  (importing them registers their experiments)
+from helpers.evidence.core import EXPERIMENTS, RUN_TIMEOUT, Evidence, EvidenceError, experiment, names, run
+
+__all__ = ["EXPERIMENTS", "RUN_TIMEOUT", "Evidence", "EvidenceError", "experiment", "names", "run"]
