@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 import textwrap
 import threading
@@ -43,6 +44,12 @@ CATEGORIES = ("component behaviour", "state/output", "syntax", "debug", "concept
 LEVELS = ("intermediate", "advanced", "expert")
 ATTEMPTS = 2
 MAX_TIME_LIMIT = 600
+# The time rule: every question gets time to read and time to think, so the limit is derived, not chosen.
+# Reading: READ_WORDS_PER_SECOND words of prompt and options, CODE_SECONDS_PER_LINE per line of code.
+# Thinking: THINK_SECONDS by level. The sum is rounded up to a multiple of 15 s and capped at MAX_TIME_LIMIT.
+READ_WORDS_PER_SECOND = 3.0
+CODE_SECONDS_PER_LINE = 3.0
+THINK_SECONDS = {"intermediate": 30, "advanced": 60, "expert": 90}
 LETTERS = "ABCDEFGH"
 WIDTH = 100
 EARLY_NOTE = "Show me ran before this question was over: it still scores, but no longer counts toward the badge."
@@ -126,11 +133,20 @@ class Quiz:
         return Quiz(self.id, self.title, self.badge, tuple(self.question(i) for i in ids))
 
 
+def time_limit_for(level: str, prompt: str, code: str, options: Iterable[str]) -> int:
+    """Seconds per attempt under the time rule above (reading time plus thinking time for the level)."""
+    if level not in THINK_SECONDS:
+        raise QuizDataError(f"level {level!r} is not one of {LEVELS}")
+    words = len(prompt.split()) + sum(len(text.split()) for text in options)
+    lines = len([line for line in code.splitlines() if line.strip()])
+    seconds = words / READ_WORDS_PER_SECOND + lines * CODE_SECONDS_PER_LINE + THINK_SECONDS[level]
+    return min(MAX_TIME_LIMIT, 15 * math.ceil(seconds / 15))
+
+
 _QUESTION_FIELDS = {
     "id": str,
     "category": str,
     "level": str,
-    "time_limit": int,
     "prompt": str,
     "code": str,
     "options": list,
@@ -160,8 +176,6 @@ def _problems_in_question(number: int, entry: dict[str, Any], seen: set[str]) ->
         problems.append(f"{where}: category {entry['category']!r} is not one of {CATEGORIES}")
     if entry["level"] not in LEVELS:
         problems.append(f"{where}: level {entry['level']!r} is not one of {LEVELS}")
-    if not 10 <= entry["time_limit"] <= MAX_TIME_LIMIT:
-        problems.append(f"{where}: time_limit must be between 10 and {MAX_TIME_LIMIT} seconds")
     options = entry["options"]
     if not 2 <= len(options) <= len(LETTERS):
         problems.append(f"{where}: needs 2 to {len(LETTERS)} options")
@@ -200,7 +214,7 @@ def parse_quiz(data: dict[str, Any], source: str = "quiz data") -> Quiz:
             id=e["id"],
             category=e["category"],
             level=e["level"],
-            time_limit=e["time_limit"],
+            time_limit=time_limit_for(e["level"], e["prompt"], e["code"], (o["text"] for o in e["options"])),
             prompt=e["prompt"].strip(),
             code=e["code"].strip("\n"),
             options=tuple(Option(LETTERS[i], o["text"].strip(), o["claim"]) for i, o in enumerate(e["options"])),

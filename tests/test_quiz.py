@@ -76,17 +76,37 @@ def progress_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.parametrize("name", QUIZZES)
-def test_quiz_files_load_with_at_least_eight_valid_questions(name: str) -> None:
-    """Each quiz file parses, has a title and badge, and at least 8 questions with valid categories and levels."""
+def test_quiz_files_load_with_at_least_fourteen_valid_questions(name: str) -> None:
+    """Each quiz file parses, has a title and badge, and at least 14 questions with valid categories and levels."""
     loaded = quiz.load_quiz(name)
     assert loaded.id == name and loaded.title and loaded.badge
-    assert len(loaded) >= 8
+    assert len(loaded) >= 14
     for question in loaded.questions:
         assert question.category in quiz.CATEGORIES
         assert question.level in quiz.LEVELS
         assert 10 <= question.time_limit <= quiz.MAX_TIME_LIMIT
         assert all([question.prompt, question.hint, question.explanation, question.code, question.evidence])
         assert question.correct <= set(question.letters)
+
+
+def test_time_limits_follow_the_rule_not_the_file() -> None:
+    """A question's time grows with its words, its code lines and its level, in steps of 15 s, capped at the maximum."""
+    short = quiz.time_limit_for("intermediate", "Why?", "", ["yes", "no"])
+    assert short == 45  # 30 s to think, under a second to read, rounded up to 15 s
+    assert quiz.time_limit_for("expert", "Why?", "", ["yes", "no"]) == 105
+    assert quiz.time_limit_for("intermediate", "Why?", "x = 1\n\ny = 2\n", ["yes", "no"]) == 45
+    assert quiz.time_limit_for("intermediate", "word " * 89, "", ["yes"]) == 60
+    assert quiz.time_limit_for("expert", "word " * 5000, "", []) == quiz.MAX_TIME_LIMIT
+    with pytest.raises(QuizDataError, match="level 'easy' is not one of"):
+        quiz.time_limit_for("easy", "Why?", "", [])
+
+
+def test_a_time_limit_in_a_quiz_file_is_refused() -> None:
+    """Quiz files cannot choose their own time: a time_limit field is reported as unknown."""
+    entry = tomllib.loads((ROOT / "quizzes" / "channels.toml").read_text())
+    entry["question"][0]["time_limit"] = 60
+    with pytest.raises(QuizDataError, match="unknown field 'time_limit'"):
+        quiz.parse_quiz(entry)
 
 
 def test_quizzes_use_every_category_and_level() -> None:
@@ -122,7 +142,6 @@ def test_missing_fields_and_bad_values_are_all_reported() -> None:
                 "id": "two",
                 "category": "debug",
                 "level": "beginner",
-                "time_limit": 60,
                 "prompt": "?",
                 "code": "",
                 "options": [{"text": "a", "claim": "a"}, {"text": "b", "claim": "b"}],
@@ -348,7 +367,8 @@ def test_text_view_is_deterministic_and_free_of_timings() -> None:
     session.start()
     first = str(session)
     assert first == str(session)
-    assert "[component behaviour · intermediate · 1:30 per attempt]" in first
+    q = session.current
+    assert f"[{q.category} · {q.level} · {quiz.format_time(q.time_limit)} per attempt]" in first
     assert "Time left" not in first  # the running clock belongs to the widget only
 
 

@@ -26,8 +26,8 @@ class Evidence:
     title: str
     lines: tuple[str, ...]
     shows: frozenset[str]
-    refutes: frozenset[str] = frozenset()
     value: dict[str, Any] = field(default_factory=dict, compare=False)
+    refutes: frozenset[str] = frozenset()
 
     @property
     def fact(self) -> str:
