@@ -1,4 +1,4 @@
-"""Tests for helpers.evidence: every quiz answer is demonstrated by its live experiment, and nothing else is."""
+"""Tests for helpers.evidence: every keyed answer is demonstrated by its live experiment and every other one refuted."""
 
 from __future__ import annotations
 
@@ -22,16 +22,30 @@ def warm_up() -> None:
 
 
 @pytest.mark.parametrize("question", QUESTIONS, ids=[q.id for q in QUESTIONS])
-def test_the_experiment_demonstrates_exactly_the_keyed_answer(question: Question, no_leaks: Snapshot) -> None:
-    """The options whose claims the live run demonstrated are exactly the options the key marks correct."""
+def test_the_experiment_demonstrates_the_key_and_refutes_every_other_option(
+    question: Question, no_leaks: Snapshot
+) -> None:
+    """The live run demonstrates exactly the keyed options' claims and refutes the claim of every other option."""
     if question.evidence == "cross_loop" and not redis_server.available():
         require_binary("redis-server", "apt-get install redis-server, or set REDIS_URL")
     result = evidence.run(question.evidence)
     demonstrated = {option.letter for option in question.options if option.claim in result.shows}
+    refuted = {option.letter for option in question.options if option.claim in result.refutes}
+    others = set(question.letters) - set(question.correct)
     assert demonstrated == set(question.correct), (
         f"{question.id}: the key says {sorted(question.correct)}, the experiment demonstrated "
         f"{sorted(demonstrated)} (claims {sorted(result.shows)})\n{result.fact}"
     )
+    assert refuted == others, (
+        f"{question.id}: every distractor must be refuted by the run; refuted {sorted(refuted)}, untested "
+        f"{sorted(others - refuted)} (refuted claims {sorted(result.refutes)})\n{result.fact}"
+    )
+
+
+def test_an_experiment_cannot_both_demonstrate_and_refute_a_claim() -> None:
+    """Evidence that shows and refutes the same claim is an error in the experiment, reported at once."""
+    with pytest.raises(evidence.EvidenceError, match="both demonstrated and refuted"):
+        evidence.Evidence("x", "t", (), frozenset({"a"}), refutes=frozenset({"a", "b"}))
 
 
 def test_every_experiment_backs_some_question() -> None:
