@@ -22,6 +22,17 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.sync.client import ClientConnection as SyncClientConnection
 from websockets.sync.client import connect as _sync_connect
 
+from helpers.usage import (
+    UsageTypeError,
+    check_close_code,
+    check_count,
+    check_headers,
+    check_messages,
+    check_names,
+    check_positive,
+    check_ws_url,
+)
+
 OPEN_TIMEOUT = 2.0
 RECEIVE_TIMEOUT = 1.0
 CLOSE_TIMEOUT = 1.0
@@ -33,7 +44,10 @@ ClosedBy = Literal["server", "client", "nobody"]
 
 def _client_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     if "extra_headers" in kwargs:
-        raise TypeError("websockets 14+ calls it additional_headers=, not extra_headers=")
+        raise UsageTypeError("websockets 14+ calls it additional_headers=, not extra_headers=")
+    for option in ("open_timeout", "close_timeout"):
+        if kwargs.get(option) is not None:
+            check_positive(kwargs[option], option)
     # proxy=None: the lessons only talk to loopback; an HTTP(S)_PROXY in the environment must not reroute them.
     options: dict[str, Any] = {"open_timeout": OPEN_TIMEOUT, "close_timeout": CLOSE_TIMEOUT, "proxy": None}
     options.update(kwargs)
@@ -45,12 +59,12 @@ def connect(url: str, **kwargs: Any) -> Any:
 
     Use it as the library's: `async with connect(url) as ws: ...`.
     """
-    return _async_connect(url, **_client_options(kwargs))
+    return _async_connect(check_ws_url(url), **_client_options(kwargs))
 
 
 def connect_sync(url: str, **kwargs: Any) -> SyncClientConnection:
     """`websockets.sync.client.connect` with short timeouts; use it in a `with` block."""
-    return _sync_connect(url, **_client_options(kwargs))
+    return _sync_connect(check_ws_url(url), **_client_options(kwargs))
 
 
 def _show(message: Message, width: int = 60) -> str:
@@ -163,6 +177,9 @@ async def collect(
     Waiting for a count, not for the first quiet gap, keeps exact counts exact on a busy machine. It returns when
     the wait ends; a closed connection raises `ConnectionClosed`, and `into` keeps what arrived before it.
     """
+    check_count(expect, "expect")
+    check_positive(deadline, "deadline")
+    check_positive(quiet, "quiet")
     loop = asyncio.get_running_loop()
     give_up = loop.time() + deadline
     with contextlib.suppress(TimeoutError):
@@ -190,8 +207,20 @@ async def attempt(
 
     With `receive=N` it waits (up to `timeout` each) for N messages; without it, it collects until the
     server closes or nothing arrives for `quiet` seconds. If the connection is still open at the end,
-    the client closes it with `close_code`.
+    the client closes it with `close_code`. Arguments that cannot work (an http:// URL, a lone string for
+    `send`, a negative timeout) raise `helpers.usage.UsageError` before anything connects.
     """
+    check_ws_url(url)
+    send = check_messages(send)
+    if receive is not None:
+        check_count(receive, "receive")
+    if subprotocols is not None:
+        subprotocols = check_names(subprotocols, "subprotocols")
+    if headers is not None:
+        headers = check_headers(headers)
+    for value, argument in ((open_timeout, "open_timeout"), (timeout, "timeout"), (quiet, "quiet")):
+        check_positive(value, argument)
+    check_close_code(close_code)
     outcome = Outcome(url)
     started = time.monotonic()
     try:
@@ -237,8 +266,19 @@ def attempt_sync(url: str, **kwargs: Any) -> Outcome:
     It runs `attempt()` on a private event loop in a worker thread, so it works inside a cell whose
     thread already runs a loop, and, like any blocking call there, it stops that loop meanwhile.
     """
+    check_ws_url(url)
     result: list[Outcome] = []
-    worker = threading.Thread(target=lambda: result.append(asyncio.run(attempt(url, **kwargs))), name="attempt-sync")
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            result.append(asyncio.run(attempt(url, **kwargs)))
+        except BaseException as exc:  # handed to the caller below, not printed from the worker
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="attempt-sync")
     worker.start()
     worker.join()
+    if failure:
+        raise failure[0]
     return result[0]

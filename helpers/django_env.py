@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from helpers.usage import UsageError
+
 T = TypeVar("T")
 
 LayerKind = Literal["memory", "redis"]
@@ -73,6 +75,8 @@ def setup(channel_layer: LayerKind = "memory", *, redis_url: str | None = None) 
     import django
     from django.conf import settings
 
+    if redis_url is not None and not (isinstance(redis_url, str) and redis_url.startswith(("redis://", "rediss://"))):
+        raise UsageError(f"redis_url must look like 'redis://127.0.0.1:6379', got {redis_url!r}")
     layers = _channel_layers(channel_layer, redis_url)
     if _current is not None:
         if (_current.channel_layer, _current.redis_url) != (channel_layer, redis_url):

@@ -37,6 +37,8 @@ from typing import Literal
 
 from starlette.websockets import WebSocket
 
+from helpers.usage import UsageTypeError, check_close_code
+
 Policy = Literal["disconnect", "drop-oldest"]
 POLICIES: tuple[Policy, ...] = ("disconnect", "drop-oldest")
 TRY_AGAIN_LATER = 1013
@@ -86,6 +88,9 @@ class FanOut:
     ) -> None:
         if policy not in POLICIES:
             raise FanOutError(f"policy must be one of {POLICIES}, not {policy!r}")
+        if isinstance(max_queue, bool) or not isinstance(max_queue, int):
+            raise UsageTypeError(f"max_queue must be a whole number of messages (int), not {type(max_queue).__name__}")
+        check_close_code(close_code)
         if max_queue < 1:
             raise FanOutError(f"max_queue must be at least 1, not {max_queue}")
         self.max_queue = max_queue

@@ -16,6 +16,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from helpers.usage import UsageTypeError, check_positive
+
 T = TypeVar("T")
 
 
@@ -88,7 +90,13 @@ def where_am_i() -> Whereabouts:
     return Whereabouts(threading.current_thread().name, loop_name(loop), loop is not None and loop.is_running())
 
 
-def _check_target(loop: asyncio.AbstractEventLoop, coro: object) -> None:
+def _check_target(loop: object, coro: object, timeout: object) -> None:
+    if not isinstance(loop, asyncio.AbstractEventLoop):
+        if asyncio.iscoroutine(coro):
+            coro.close()
+        hint = " (a server handle: pass server.loop)" if hasattr(loop, "loop") else ""
+        raise UsageTypeError(f"loop must be an asyncio event loop{hint}, not {type(loop).__name__}")
+    check_positive(timeout, "timeout")
     if not asyncio.iscoroutine(coro):
         raise LoopUsageError(
             f"expected a coroutine object, got {type(coro).__name__}: call the async function, e.g. "
@@ -107,7 +115,7 @@ def run_on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], timeou
 
     Refuses to run on the caller's own loop, which would wait forever on itself.
     """
-    _check_target(loop, coro)
+    _check_target(loop, coro, timeout)
     if _running_loop() is loop:
         coro.close()
         raise LoopUsageError("run_on() was called on the loop it targets, which would deadlock: just `await` it.")
@@ -121,7 +129,7 @@ def run_on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], timeou
 
 async def await_on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], timeout: float = 5.0) -> T:
     """From async code, run `coro` on another loop and await its result without blocking our own loop."""
-    _check_target(loop, coro)
+    _check_target(loop, coro, timeout)
     if _running_loop() is loop:
         return await asyncio.wait_for(coro, timeout)
     future = asyncio.run_coroutine_threadsafe(coro, loop)

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers.usage import check_positive
+
 READY_TIMEOUT = 10.0
 INSTALL_HINT = (
     "redis-server is not installed. Install it with one of: "
@@ -103,6 +105,7 @@ class RedisServer:
 
 def start_redis(ready_timeout: float = READY_TIMEOUT) -> RedisServer:
     """Start a private redis-server on 127.0.0.1 and a free port; returns once it answers PING."""
+    check_positive(ready_timeout, "ready_timeout")
     binary = shutil.which("redis-server")
     if binary is None:
         raise RedisUnavailable(INSTALL_HINT)

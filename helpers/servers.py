@@ -38,6 +38,15 @@ from typing import Any, TypeVar
 import uvicorn
 
 from helpers import server_logs
+from helpers.usage import (
+    LOG_LEVELS,
+    UsageError,
+    UsageTypeError,
+    check_choice,
+    check_port,
+    check_positive,
+    check_text,
+)
 
 T = TypeVar("T")
 
@@ -77,6 +86,23 @@ def _bind(name: str, host: str, port: int) -> socket.socket:
         raise ServerStartError(f"cannot start server {name!r}: binding {host}:{port} failed: {exc}") from exc
     sock.set_inheritable(True)
     return sock
+
+
+def _check_serve_arguments(
+    app: object, name: object, host: object, port: object, log_level: object, ready_timeout: object
+) -> None:
+    """Refuse, before anything starts, arguments that cannot work (one clear error that says what to pass)."""
+    if not (callable(app) or isinstance(app, str)):
+        raise UsageTypeError(
+            f"app must be an ASGI app (an async callable such as a Starlette or FastAPI app, or Consumer.as_asgi()) "
+            f"or an import string 'package.module:app', not {type(app).__name__}"
+        )
+    if name is not None:
+        check_text(name, "name", example="echo")
+    check_text(host, "host", example=DEFAULT_HOST)
+    check_port(port)
+    check_choice(log_level, "log_level", LOG_LEVELS)
+    check_positive(ready_timeout, "ready_timeout")
 
 
 def _default_name(app: object) -> str:
@@ -136,8 +162,10 @@ class _ReadyServer(uvicorn.Server):
 def _make_config(app: Any, log_level: str, uvicorn_options: dict[str, Any]) -> uvicorn.Config:
     # A handler that never returns (a lesson about never accepting, say) must not make stop() hang:
     # after 1 s of graceful shutdown uvicorn cancels what is left.
-    # Limits every lesson server has: incoming messages up to 1 MiB (larger ones are closed with 1009) and
-    # at most 32 unread incoming messages per connection (uvicorn's own bounded queue).
+    # Limits every lesson server has: incoming messages up to 1 MiB (larger ones are closed with 1009).
+    # ws_max_queue bounds unread messages only under uvicorn's legacy "websockets" protocol. The default
+    # "websockets-sansio" protocol ignores it: it pauses reading after queuing a message until the app
+    # receives, so a flood waits in the kernel's socket buffers (one read can still queue many small frames).
     options: dict[str, Any] = {
         "lifespan": "auto",
         "ws": "auto",
@@ -174,6 +202,10 @@ class _Server:
 
     def ws_url(self, path: str = "/") -> str:
         """The ws:// address of `path` on this server (a leading slash is added if missing)."""
+        if not isinstance(path, str):
+            raise UsageTypeError(f"path must be a str such as '/chat', not {type(path).__name__}")
+        if "://" in path:
+            raise UsageError(f"path {path!r} is a whole URL; pass only the path, such as '/chat'")
         if not path.startswith("/"):
             path = "/" + path
         return f"ws://{self._netloc}{path}"
@@ -376,8 +408,10 @@ def serve(
     `app` is an ASGI app or an import string ("package.module:app"). `name` defaults to the app's
     name; a running server with the same name is stopped first. Log records are kept on the handle
     (`server.errors`), not printed, unless `echo_logs=True`. Extra keyword arguments go to
-    `uvicorn.Config` (for example `ws_max_size=...`).
+    `uvicorn.Config` (for example `ws_max_size=...`). Arguments that cannot work raise
+    `helpers.usage.UsageError` before anything starts.
     """
+    _check_serve_arguments(app, name, host, port, log_level, ready_timeout)
     name = name or _default_name(app)
     _replace(name)
     sock = _bind(name, host, port)
@@ -517,6 +551,7 @@ async def serve_on_loop(
     While a cell awaits something, this server is served; while a cell blocks (a sync client, time.sleep),
     it is not. That is the lesson of notebook 05; everyday notebooks should use `serve()`.
     """
+    _check_serve_arguments(app, name, host, port, log_level, ready_timeout)
     loop = asyncio.get_running_loop()
     name = name or _default_name(app)
     _replace(name)
@@ -670,6 +705,12 @@ def serve_process(
     process closes its stdin, which also happens if this process dies, so no orphan is left behind.
     `env` adds environment variables; `app_dir` is put first on the child's import path.
     """
+    if not isinstance(import_string, str):
+        raise UsageTypeError(
+            f"serve_process() needs an import string like 'package.module:app', not {type(import_string).__name__}; "
+            "a process cannot be handed an app object, only told where to import it from."
+        )
+    _check_serve_arguments(import_string, name, host, port, log_level, ready_timeout)
     if ":" not in import_string:
         raise ServerUsageError(
             f"serve_process() needs an import string like 'package.module:app', got {import_string!r}; "

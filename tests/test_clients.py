@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from helpers.clients import Outcome, attempt, attempt_sync, collect, connect, connect_sync
 from helpers.demo_apps import echo
 from helpers.servers import ThreadServer, serve
+from helpers.usage import UsageError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -198,3 +199,60 @@ def test_collect_keeps_what_arrived_before_the_server_closed(server: ThreadServe
         return received, closed.value.rcvd.code if closed.value.rcvd else None
 
     assert asyncio.run(scenario()) == (["hello"], 4403)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ws://127.0.0.1:99999/x", "impossible port"),
+        ("http://127.0.0.1:8000/x", "starts with ws:// or wss://"),
+        (None, "must be a str"),
+    ],
+)
+def test_attempt_sync_with_a_bad_url_raises_one_clear_error(url: object, message: str) -> None:
+    """attempt_sync() refuses a malformed URL in the caller's thread with UsageError, not an IndexError."""
+    with pytest.raises(UsageError, match=message):
+        attempt_sync(url)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"send": "hello"}, r"write send=\['hello'\]"),
+        ({"send": [{"a": 1}]}, r"json.dumps"),
+        ({"receive": -1}, "receive must be at least 0"),
+        ({"subprotocols": "chat.v1"}, r"write subprotocols=\['chat.v1'\]"),
+        ({"headers": {"Origin": None}}, "dict of str to str"),
+        ({"open_timeout": 0}, "open_timeout must be above zero"),
+        ({"close_code": 1006}, "cannot be sent in a close frame"),
+    ],
+)
+def test_attempt_refuses_arguments_that_cannot_work_before_connecting(options: dict[str, Any], message: str) -> None:
+    """Each impossible argument to attempt() raises UsageError saying what to pass, and nothing connects."""
+    with pytest.raises(UsageError, match=message):
+        asyncio.run(attempt("ws://127.0.0.1:1/never-dialled", **options))
+
+
+def test_attempt_sync_hands_an_error_inside_the_worker_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected error in attempt_sync()'s worker thread reaches the caller as itself."""
+
+    async def broken(url: str, **kwargs: Any) -> Outcome:
+        raise LookupError("boom")
+
+    monkeypatch.setattr("helpers.clients.attempt", broken)
+    with pytest.raises(LookupError, match="boom"):
+        attempt_sync("ws://127.0.0.1:1/")
+
+
+def test_connect_and_collect_refuse_bad_values() -> None:
+    """connect() and connect_sync() refuse a non-ws URL and a zero timeout; collect() a negative count."""
+    with pytest.raises(UsageError, match="ws:// or wss://"):
+        connect("https://127.0.0.1/")
+    with pytest.raises(UsageError, match="open_timeout must be above zero"):
+        connect_sync("ws://127.0.0.1:1/", open_timeout=0)
+
+    async def run() -> None:
+        await collect(None, [], expect=-2)  # type: ignore[arg-type]
+
+    with pytest.raises(UsageError, match="expect must be at least 0"):
+        asyncio.run(run())

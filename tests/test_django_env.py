@@ -11,6 +11,7 @@ import pytest
 from helpers import django_env
 from helpers.clients import attempt_sync
 from helpers.servers import ThreadServer, serve
+from helpers.usage import UsageError
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(60)
@@ -53,6 +54,12 @@ def test_redis_layer_needs_a_url() -> None:
     """channel_layer='redis' without a URL is refused before anything is configured."""
     with pytest.raises(django_env.DjangoEnvError, match="needs redis_url="):
         django_env._channel_layers("redis", None)
+
+
+def test_a_redis_url_that_is_not_one_is_refused() -> None:
+    """setup(redis_url=...) with an http:// address says what a Redis URL looks like, before touching Django."""
+    with pytest.raises(UsageError, match=r"redis_url must look like 'redis://127.0.0.1:6379'"):
+        django_env.setup("redis", redis_url="http://127.0.0.1:6379")
 
 
 def test_redis_layer_turns_off_the_socket_timeout() -> None:

@@ -17,6 +17,7 @@ from helpers.clients import connect
 from helpers.fanout import FanOut, FanOutError, Policy
 from helpers.loops import run_on
 from helpers.servers import ThreadServer, serve
+from helpers.usage import UsageError, UsageTypeError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -233,8 +234,12 @@ def test_publish_refuses_objects_with_a_hint() -> None:
 
 
 def test_bad_settings_are_refused() -> None:
-    """An unknown policy or a zero queue is refused with the allowed values."""
+    """An unknown policy, a zero or non-integer queue, or a reserved close code is refused with what to pass."""
     with pytest.raises(FanOutError, match=r"policy must be one of"):
         FanOut(policy="block")  # type: ignore[arg-type]
     with pytest.raises(FanOutError, match=r"max_queue must be at least 1"):
         FanOut(max_queue=0)
+    with pytest.raises(UsageTypeError, match=r"max_queue must be a whole number of messages"):
+        FanOut(max_queue="100")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"close_code 1006 cannot be sent in a close frame"):
+        FanOut(close_code=1006)

@@ -13,6 +13,7 @@ import pytest
 from helpers import loops
 from helpers.demo_apps import echo
 from helpers.servers import ThreadServer, serve
+from helpers.usage import UsageError, UsageTypeError
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(30)
@@ -106,3 +107,17 @@ def test_asyncio_patches_is_empty_here_and_lists_nest_asyncio_changes_in_a_subpr
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=20, cwd=ROOT)
     assert "asyncio.run replaced by nest_asyncio.run" in result.stdout.splitlines(), result.stderr
     assert "asyncio.Task is the pure-Python Task (C Task swapped out)" in result.stdout.splitlines()
+
+
+def test_passing_a_server_instead_of_its_loop_is_explained(server: ThreadServer) -> None:
+    """run_on(server, ...) says to pass server.loop, and closes the coroutine so no warning follows."""
+    with pytest.raises(UsageTypeError, match=r"pass server.loop"):
+        loops.run_on(server, whereabouts())  # type: ignore[arg-type]
+
+
+def test_an_impossible_timeout_is_refused(server: ThreadServer) -> None:
+    """run_on() with a zero timeout raises UsageError instead of timing out at once."""
+    coro = whereabouts()
+    with pytest.raises(UsageError, match="timeout must be above zero"):
+        loops.run_on(server.loop, coro, timeout=0)
+    coro.close()

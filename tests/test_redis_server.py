@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import redis_server
+from helpers.usage import UsageError
 from tests.conftest import ROOT, child_pids, require_binary
 
 pytestmark = pytest.mark.timeout(60)
@@ -36,6 +37,12 @@ def test_start_answers_ping_on_loopback_and_stop_removes_everything(redis_binary
     assert not folder.exists()
     assert child_pids() <= before
     server.stop()  # idempotent
+
+
+def test_an_impossible_ready_timeout_is_refused() -> None:
+    """start_redis(ready_timeout=0) raises UsageError instead of starting a server it would never wait for."""
+    with pytest.raises(UsageError, match="ready_timeout must be above zero"):
+        redis_server.start_redis(ready_timeout=0)
 
 
 def test_redis_py_can_use_it(redis_binary: str) -> None:

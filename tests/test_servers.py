@@ -20,6 +20,7 @@ from helpers import servers
 from helpers.clients import attempt_sync
 from helpers.demo_apps import echo
 from helpers.servers import ServerStartError, ServerUsageError, serve, serve_on_loop, serve_process
+from helpers.usage import UsageError, UsageTypeError
 from tests.conftest import ROOT, Snapshot, assert_back_to, child_pids, listening_ports
 
 pytestmark = pytest.mark.timeout(60)
@@ -361,3 +362,44 @@ def test_stop_is_bounded_when_a_task_ignores_cancellation(no_leaks: Snapshot) ->
     server.stop()
     assert time.monotonic() - started < 4
     assert not server.thread.is_alive()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"port": 70000}, "70000 is impossible"),
+        ({"port": "8000"}, "port must be a whole number"),
+        ({"host": ""}, "host is empty"),
+        ({"name": 3}, "name must be a str"),
+        ({"log_level": "loud"}, "log_level must be one of"),
+        ({"ready_timeout": -1}, "ready_timeout must be above zero"),
+    ],
+)
+def test_serve_refuses_impossible_arguments_before_starting(
+    options: dict[str, object], message: str, no_leaks: Snapshot
+) -> None:
+    """serve() with an impossible port, host, name, log level or timeout raises UsageError and starts nothing."""
+    with pytest.raises(UsageError, match=message):
+        serve(echo, **options)  # type: ignore[arg-type]
+
+
+def test_serve_refuses_something_that_is_not_an_app(no_leaks: Snapshot) -> None:
+    """serve() given a non-callable (a dict, say) says it needs an ASGI app or an import string."""
+    with pytest.raises(UsageTypeError, match="app must be an ASGI app"):
+        serve({"not": "an app"})
+
+
+def test_serve_process_refuses_an_app_object_with_the_reason() -> None:
+    """serve_process() given an app object, not a string, says a process needs an import string."""
+    with pytest.raises(UsageTypeError, match="needs an import string"):
+        serve_process(echo)  # type: ignore[arg-type]
+
+
+def test_ws_url_refuses_a_whole_url_or_a_non_string(no_leaks: Snapshot) -> None:
+    """ws_url() wants a path: a whole URL or a number is refused with an example path."""
+    with serve(echo, name="ws-url-checks") as server:
+        assert server.ws_url("chat").endswith("/chat")
+        with pytest.raises(UsageError, match="pass only the path"):
+            server.ws_url(server.ws_url("/chat"))
+        with pytest.raises(UsageTypeError, match="path must be a str"):
+            server.ws_url(5)  # type: ignore[arg-type]

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers.usage import check_positive
+
 RUN_TIMEOUT = 20.0
 
 
@@ -72,6 +74,7 @@ def run(name: str, timeout: float = RUN_TIMEOUT) -> Evidence:
 
     Blocks the calling thread for at most `timeout` seconds (the experiments take one or two).
     """
+    check_positive(timeout, "timeout")
     if name not in EXPERIMENTS:
         raise EvidenceError(f"no experiment named {name!r}; known experiments: {', '.join(names())}")
     _, fn = EXPERIMENTS[name]
