@@ -39,6 +39,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from helpers.usage import UsageError, UsageTypeError, check_count, check_names, check_positive, check_text
+
 State = Literal["idle", "connecting", "open", "closing", "closed", "rejected", "failed"]
 Message = str | bytes
 Predicate = Callable[[list[Message]], bool]
@@ -102,10 +104,11 @@ class ChatClient(widgets.VBox):
         width: str = "330px",
         log_height: str = "180px",
     ) -> None:
-        if max_messages < 1:
-            raise ValueError(f"max_messages must be at least 1, not {max_messages}")
-        self.max_messages = max_messages
-        self.open_timeout = open_timeout
+        if not isinstance(url, str):
+            raise UsageTypeError(f"url must be a str such as server.ws_url('/chat/{{name}}'), not {type(url).__name__}")
+        check_text(name, "name", example="ada")
+        self.max_messages = check_count(max_messages, "max_messages", minimum=1)
+        self.open_timeout = check_positive(open_timeout, "open_timeout")
         self._cond = threading.Condition()
         self._messages: deque[Message] = deque(maxlen=max_messages)
         self._received = 0
@@ -548,8 +551,9 @@ class ChatPanel(widgets.HBox):
     """Several ChatClients side by side, all pointed at one URL (with `{name}` filled in per client)."""
 
     def __init__(self, url: str, names: Sequence[str], **client_options: Any) -> None:
+        names = check_names(names, "names")
         if len(set(names)) != len(names):
-            raise ValueError(f"names must be different from each other, got {list(names)}")
+            raise UsageError(f"names must be different from each other, got {list(names)}")
         self.clients = [ChatClient(url, name, **client_options) for name in names]
         super().__init__(children=self.clients, layout=_shared(widgets.Layout, flex_flow="row wrap"))
 

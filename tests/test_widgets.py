@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket
 
 from helpers.fanout import FanOut
 from helpers.servers import ThreadServer, serve
+from helpers.usage import UsageError
 from helpers.widgets import ChatClient, ChatClientError, ChatPanel
 from tests.conftest import Snapshot
 
@@ -332,3 +333,26 @@ def test_close_ends_threads_and_widgets_and_cannot_reconnect(server: ThreadServe
     with pytest.raises(ChatClientError, match="create a new one"):
         client.connect()
     client.close()  # twice is fine
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"url": 8000}, "url must be a str"),
+        ({"name": ""}, "name is empty"),
+        ({"max_messages": 0}, "max_messages must be at least 1"),
+        ({"open_timeout": -1}, "open_timeout must be above zero"),
+    ],
+)
+def test_a_chat_client_built_wrongly_says_what_to_pass(options: dict[str, object], message: str) -> None:
+    """ChatClient with a non-text URL, an empty name, no room for messages or a negative timeout raises UsageError."""
+    with pytest.raises(UsageError, match=message):
+        ChatClient(**options)  # type: ignore[arg-type]
+
+
+def test_a_chat_panel_needs_a_list_of_different_names() -> None:
+    """ChatPanel refuses one name given as a str, and the same name twice."""
+    with pytest.raises(UsageError, match=r"write names=\['ada'\]"):
+        ChatPanel("ws://127.0.0.1:1/chat/{name}", "ada")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="must be different"):
+        ChatPanel("ws://127.0.0.1:1/chat/{name}", ["ada", "ada"])
