@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from helpers import django_env
 from helpers.clients import attempt, connect
-from helpers.evidence.broadcasting import SLOW_MESSAGES, SLOW_SIZE, slow_client_scene
+from helpers.evidence.broadcasting import SLOW_MESSAGES, SLOW_SIZE, slow_client_scene, small_socket
 from helpers.evidence.shared import recording_warnings
 from helpers.servers import ThreadServer, serve
 
@@ -37,6 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHALLENGE_DIR = ROOT / "challenges"
 CHECK_TIMEOUT = 15.0
 LOOKUP_SECONDS = 0.5
+MEMBERS = ("ada", "grace")  # two users, so a greeting with a name written into the code cannot pass
+BIG_MESSAGE = 256_000  # characters: 40 of these fill any loopback socket buffer (tcp_wmem's max is a few MB)
+STALL_MESSAGES = 40
 
 
 class ChallengeError(RuntimeError):
@@ -188,10 +191,14 @@ def source(key: str, kind: str = "starters") -> str:
 
 def load(key: str, kind: str = "solutions") -> tuple[Any, ...]:
     """Import a starter or solution file and return its targets, ready for check(key, *targets)."""
+    return load_file(key, path(key, kind))
+
+
+def load_file(key: str, file: Path) -> tuple[Any, ...]:
+    """Import any file written for challenge `key` (a starter, a solution, a known-wrong solution): its targets."""
     spec_ = _challenge(key)
     _django()  # consumer files import Channels, which needs configured settings
-    file = path(key, kind)
-    module_name = f"challenge_{kind}_{key.replace('-', '_')}"
+    module_name = f"challenge_{file.parent.name}_{file.stem}"
     spec = importlib.util.spec_from_file_location(module_name, file)
     assert spec is not None and spec.loader is not None
     module: ModuleType = importlib.util.module_from_spec(spec)
@@ -200,6 +207,11 @@ def load(key: str, kind: str = "solutions") -> tuple[Any, ...]:
     if missing:
         raise ChallengeError(f"{file.name} must define {', '.join(missing)}")
     return tuple(getattr(module, name) for name in spec_.targets)
+
+
+def wrong_solutions(key: str) -> list[Path]:
+    """The known-wrong solutions of challenge `key` (challenges/wrong/<key>__<mistake>.py) that its check must fail."""
+    return sorted((CHALLENGE_DIR / "wrong").glob(_challenge(key).file.removesuffix(".py") + "__*.py"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -264,7 +276,8 @@ async def _echo_json(report: Report, target: Any) -> None:
         url = server.ws_url("/")
         one = await attempt(url, send=['{"n": 1}'], receive=1, timeout=0.5)
         many = await attempt(url, send=['{"n": 1}', '{"n": 2}', '{"n": 3}'], receive=3, timeout=0.5)
-        bad = await attempt(url, send=["not json", '{"n": 4}'], receive=2, timeout=0.5)
+        # Starts like JSON but is not: a consumer that echoes anything beginning with "{" unparsed fails here.
+        bad = await attempt(url, send=['{"n": 4', '{"n": 4}'], receive=2, timeout=0.5)
     report.add(
         "accepts the connection (HTTP 101)",
         one.opened,
@@ -286,7 +299,7 @@ async def _echo_json(report: Report, target: Any) -> None:
     )
     first = _json(bad.messages[0]) if bad.messages else None
     report.add(
-        'answers text that is not JSON with {"error": ...} and keeps the connection open',
+        'answers text that is not JSON (\'{"n": 4\', cut short) with {"error": ...} and keeps the connection open',
         isinstance(first, dict) and "error" in first and len(bad.messages) == 2 and _json(bad.messages[1]) == {"n": 4},
         'catch json.JSONDecodeError and send json.dumps({"error": "..."}); an exception would drop the client',
         str(bad),
@@ -298,11 +311,15 @@ async def _reject_anonymous(report: Report, target: Any) -> None:
     _django()
     from channels.auth import AuthMiddlewareStack
 
-    ada = await asyncio.to_thread(django_env.login_headers, "ada")
+    members = {name: await asyncio.to_thread(django_env.login_headers, name) for name in MEMBERS}
     app = AuthMiddlewareStack(_consumer_app(target, "reject-anonymous"))
     with _serve(app, "reject-anonymous") as server:
-        anonymous = await attempt(server.ws_url("/"), receive=1, timeout=0.5, open_timeout=1)
-        member = await attempt(server.ws_url("/"), receive=1, timeout=0.5, open_timeout=1, headers=ada)
+        # receive=2: the client keeps listening until the server closes, even after a first (unwanted) message
+        anonymous = await attempt(server.ws_url("/"), receive=2, timeout=0.5, open_timeout=1)
+        seen = {
+            name: await attempt(server.ws_url("/"), receive=1, timeout=0.5, open_timeout=1, headers=headers)
+            for name, headers in members.items()
+        }
     turned_away = anonymous.rejected or anonymous.closed_by == "server"
     report.add(
         "an anonymous client is turned away",
@@ -330,12 +347,18 @@ async def _reject_anonymous(report: Report, target: Any) -> None:
         "decide in connect() and return right after closing; send nothing to a refused client",
         str(anonymous),
     )
-    greeted = member.opened and member.closed_by != "server" and any("ada" in str(m) for m in member.messages)
+
+    def greeted(name: str) -> bool:
+        outcome = seen[name]
+        others = [other for other in MEMBERS if other != name]
+        text = " ".join(str(m) for m in outcome.messages)
+        return outcome.opened and outcome.closed_by != "server" and name in text and not any(o in text for o in others)
+
     report.add(
-        "a logged-in user (ada) is let in and greeted by name",
-        greeted,
-        "for an authenticated user: `await self.accept()`, then send a greeting with `user.username`",
-        str(member),
+        f"logged-in users ({' and '.join(MEMBERS)}) are let in, each greeted by their own name",
+        all(greeted(name) for name in MEMBERS),
+        "for an authenticated user: `await self.accept()`, then send a greeting with `self.scope['user'].username`",
+        "; ".join(f"{name}: {outcome}" for name, outcome in seen.items()),
     )
 
 
@@ -500,6 +523,16 @@ async def _fastapi_manager(report: Report, app: Any, manager: Any) -> None:
             "loop over a copy, `for ws in list(self.active)`",
             "alice's connection was closed" if not alice_open else "",
         )
+        survived, saw = await _broadcast_while_the_set_changes(server, clients)
+        report.add(
+            "a broadcast stuck on a client that does not read survives another client leaving meanwhile and the "
+            "stuck client vanishing: alice stays connected and her next message reaches bob",
+            survived,
+            "while a send waits, other handlers run and change the set: loop over a copy, "
+            "`for ws in list(self.active)`, and catch the failed send of a vanished client per socket "
+            "(`except (WebSocketDisconnect, RuntimeError)`) so it cannot end the sender's handler",
+            saw,
+        )
         for ws in clients.values():
             await ws.close()
         size = await _wait_size(server, manager, 0)
@@ -509,6 +542,90 @@ async def _fastapi_manager(report: Report, app: Any, manager: Any) -> None:
             "every way out of the handler must remove the socket: `finally:`",
             f"{size} socket(s) left in the set",
         )
+
+
+async def _count_until_closed(ws: ClientConnection, counter: list[int]) -> None:
+    """Read everything `ws` receives, counting messages in counter[0], until it closes or is cancelled."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await ws.recv()
+            counter[0] += 1
+
+
+async def _broadcast_while_the_set_changes(
+    server: ThreadServer, clients: dict[str, ClientConnection]
+) -> tuple[bool, str]:
+    """Make alice's broadcast wait on a client that never reads, then change the set and kill that client.
+
+    A send only waits (yields to other handlers) once that client's buffers are full, so alice sends
+    STALL_MESSAGES big messages, more than any loopback buffer holds. When bob's count stops growing the
+    broadcast is stuck on the slow client: dave leaves (his handler removes him from the set meanwhile) and
+    the slow client's TCP connection is aborted, which makes the stuck send fail. Returns (alice still served,
+    what was seen).
+    """
+    options: dict[str, Any] = {"max_size": None, "compression": None}  # compression would shrink the load
+    slow = await connect(server.ws_url("/chat/slow"), max_queue=1, sock=small_socket(server.port), **options)
+    dave = await _connect(server.ws_url("/chat/dave"), **options)
+    alice, bob = clients["alice"], clients["bob"]
+    if dave is None:
+        slow.transport.abort()
+        return False, "could not connect dave for this step"
+    counts = {name: [0] for name in ("alice", "bob", "dave")}
+    readers = [
+        asyncio.create_task(_count_until_closed(ws, counts[name]))
+        for name, ws in (("alice", alice), ("bob", bob), ("dave", dave))
+    ]
+    try:
+        await asyncio.sleep(0.05)  # let the endpoints register the new clients
+        sender = asyncio.create_task(_send_all(alice, ["x" * BIG_MESSAGE] * STALL_MESSAGES))
+        stalled = await _wait_until_stalled(counts["bob"], limit=STALL_MESSAGES)
+        if not stalled:
+            sender.cancel()
+            return False, "the broadcast never had to wait for the slow client, so this could not be tested"
+        await dave.close()
+        await asyncio.sleep(0.2)  # dave's handler runs and leaves the set while alice's broadcast waits
+        slow.transport.abort()
+        await asyncio.sleep(0.3)  # the stuck send fails; what the broadcast does next decides alice's fate
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        before = counts["bob"][0]
+        if alice.close_code is None:
+            with contextlib.suppress(ConnectionClosed):
+                await alice.send("after the storm")
+        for _ in range(50):
+            if counts["bob"][0] > before:
+                break
+            await asyncio.sleep(0.02)
+        alive = alice.close_code is None and counts["bob"][0] > before
+        if alice.close_code is not None:
+            return False, f"alice's connection was closed ({alice.close_code}): her broadcast raised"
+        return alive, "" if alive else "alice is connected, but her next message reached nobody: her handler died"
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        for ws in (slow, dave):
+            ws.transport.abort()
+
+
+async def _send_all(ws: ClientConnection, messages: list[str]) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        for message in messages:
+            await ws.send(message)
+
+
+async def _wait_until_stalled(counter: list[int], limit: int, quiet: float = 0.3, timeout: float = 5.0) -> bool:
+    """True once `counter` has stopped growing for `quiet` s below `limit` (bounded by `timeout`)."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
+    last, since = -1, loop.time()
+    while loop.time() < give_up:
+        if counter[0] != last:
+            last, since = counter[0], loop.time()
+        elif counter[0] < limit and loop.time() - since >= quiet:
+            return True
+        await asyncio.sleep(0.02)
+    return False
 
 
 async def _drain_tags(ws: ClientConnection, quiet: float = 0.5) -> tuple[set[str], bool]:

@@ -51,8 +51,17 @@ def run_off_loop(fn: Callable[..., T], *args: Any, timeout: float = 60.0) -> T:
 
     Safe from a notebook cell (whose thread runs an event loop) and from plain code alike.
     """
+
+    def call() -> T:
+        from django.db import connections
+
+        try:
+            return fn(*args)
+        finally:
+            connections.close_all()  # this thread ends now: close its database connections instead of leaking them
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="django-sync") as pool:
-        return pool.submit(fn, *args).result(timeout)
+        return pool.submit(call).result(timeout)
 
 
 def _channel_layers(kind: LayerKind, redis_url: str | None) -> dict[str, Any]:

@@ -1,6 +1,9 @@
-"""Tests for helpers.challenges: every reference solution passes, every starter fails what it is meant to fail."""
+"""Tests for helpers.challenges: every reference solution passes; every starter and known-wrong solution fails."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -48,6 +51,38 @@ def test_the_starter_fails_the_requirements_it_is_meant_to_fail(key: str, no_lea
     for item in report.items:
         if item.passed is False:
             assert item.hint, f"no hint for {item.requirement!r}"
+
+
+WRONG = [(key, file) for key in KEYS for file in challenges.wrong_solutions(key)]
+MIN_WRONG = 2
+
+
+def declared_failures(file: Path) -> tuple[int, ...]:
+    """The requirement numbers a known-wrong solution says it must fail (its FAILS constant)."""
+    match = re.search(r"^FAILS = \(([\d, ]+)\)$", file.read_text(), re.M)
+    assert match, f"{file.name} must declare FAILS = (n, ...): the requirements its check must fail"
+    return tuple(int(n) for n in match.group(1).replace(" ", "").strip(",").split(","))
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_every_challenge_has_known_wrong_solutions(key: str) -> None:
+    """Each challenge has at least two known-wrong solutions in challenges/wrong/, each declaring what it fails."""
+    files = challenges.wrong_solutions(key)
+    assert len(files) >= MIN_WRONG, f"{key}: only {[f.name for f in files]}"
+    for file in files:
+        assert declared_failures(file)
+
+
+@pytest.mark.parametrize(("key", "file"), WRONG, ids=[f.stem for _, f in WRONG])
+def test_a_known_wrong_solution_fails_exactly_the_requirements_it_gets_wrong(
+    key: str, file: Path, no_leaks: Snapshot
+) -> None:
+    """Checked by live clients, a known-wrong solution fails the requirements it declares and passes the others."""
+    report = challenges.check(key, *challenges.load_file(key, file))
+    assert not report.passed, f"{file.name} passed the check:\n{report}"
+    failed = tuple(number for number, item in enumerate(report.items, 1) if item.passed is False)
+    assert failed == declared_failures(file), f"{file.name}:\n{report}"
+    assert all(item.hint for item in report.items if item.passed is False)
 
 
 BOUNDED = "a client that never reads loses messages or is disconnected"
