@@ -1,9 +1,18 @@
-"""Evidence for the broadcasting quiz (quizzes/broadcasting.toml)."""
+"""Evidence for the broadcasting quiz (quizzes/broadcasting.toml).
+
+Each experiment runs real servers and clients, records what it observed, and then settles every option of
+its question(s) against that observation with `settle()`: an option's claim predicts what the run would
+show if the option were true; a claim whose prediction matches is demonstrated, every other claim is refuted
+by the same observation. The fact lines print what was observed, so a reader can see why each wrong option is
+wrong. Unless a fact line says otherwise, servers are uvicorn 0.54 with its default `websockets-sansio`
+protocol, in a background thread.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib.util
 import os
 import socket
@@ -21,6 +30,43 @@ from helpers.clients import attempt, connect
 from helpers.evidence.core import Evidence, EvidenceError, experiment
 from helpers.evidence.shared import hear_all, listen, masked, recording_warnings, server_errors, warning_lines
 from helpers.servers import ServerStartError, ThreadServer, serve, serve_process
+
+Prediction = object  # a value the observation must equal, or a callable that tests the observation
+
+
+def settle(observed: object, predictions: dict[str, Prediction]) -> tuple[frozenset[str], frozenset[str]]:
+    """(demonstrated, refuted): each claim's prediction checked against what the run observed."""
+    shows = frozenset(
+        claim
+        for claim, predicted in predictions.items()
+        if (predicted(observed) if callable(predicted) else predicted == observed)
+    )
+    return shows, frozenset(predictions) - shows
+
+
+def _evidence(
+    name: str,
+    title: str,
+    lines: tuple[str, ...] | list[str],
+    settled: tuple[frozenset[str], frozenset[str]],
+    **value: Any,
+) -> Evidence:
+    shows, refutes = settled
+    return Evidence(name, title, tuple(lines), shows, value, refutes=refutes)
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
+    """Poll `condition` every 10 ms for up to `timeout` s; whether it became true."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+# --------------------------------------------------------------------------------------------------
+# the broadcaster chat
 
 
 def _broadcaster_lifespan(url: str) -> Callable[[Any], Any]:
@@ -40,32 +86,30 @@ async def _forward(subscriber: Any, websocket: Any) -> None:
         await websocket.send_text(event.message)
 
 
-async def _chat_endpoint(websocket: WebSocket, mistake: str = "") -> None:
+async def _chat_endpoint(websocket: WebSocket, mistake: str = "", channel: str = "chat") -> None:
     """Subscribe, say "ready", forward every event to the client, publish every text the client sends.
 
-    `mistake` makes one of the errors a quiz option blames: "no-await" calls publish() without `await`,
-    "subscribe-first" subscribes before accepting.
+    `mistake` makes one of the changes a quiz option proposes: "wait-for" wraps publish() in
+    `asyncio.wait_for(..., 1)`.
     """
     broadcast = websocket.app.state.broadcast
-    if mistake != "subscribe-first":
-        await websocket.accept()
-    async with broadcast.subscribe(channel="chat") as subscriber:
-        if mistake == "subscribe-first":
-            await websocket.accept()
+    await websocket.accept()
+    async with broadcast.subscribe(channel=channel) as subscriber:
         await websocket.send_text("ready")
         forward = asyncio.create_task(_forward(subscriber, websocket))
         try:
             async for text in websocket.iter_text():
-                if mistake == "no-await":
-                    broadcast.publish(channel="chat", message=text)  # BUG on purpose: no await
+                if mistake == "wait-for":
+                    await asyncio.wait_for(broadcast.publish(channel=channel, message=text), 1)
                 else:
-                    await broadcast.publish(channel="chat", message=text)
+                    await broadcast.publish(channel=channel, message=text)
         finally:
             forward.cancel()
             await asyncio.gather(forward, return_exceptions=True)
 
 
 def _broadcaster_app(url: str = "memory://", broadcast: Any = None, mistake: str = "") -> FastAPI:
+    """The chat at /chat (channel "chat") and /room/{channel}; connected in its lifespan unless `broadcast` is given."""
     app = FastAPI(lifespan=_broadcaster_lifespan(url)) if broadcast is None else FastAPI()
     if broadcast is not None:
         app.state.broadcast = broadcast
@@ -73,7 +117,11 @@ def _broadcaster_app(url: str = "memory://", broadcast: Any = None, mistake: str
     async def chat(websocket: WebSocket) -> None:
         await _chat_endpoint(websocket, mistake)
 
+    async def room(websocket: WebSocket, channel: str) -> None:
+        await _chat_endpoint(websocket, mistake, channel)
+
     app.add_api_websocket_route("/chat", chat)
+    app.add_api_websocket_route("/room/{channel}", room)
     return app
 
 
@@ -86,268 +134,713 @@ async def _join(url: str) -> ClientConnection:
     return ws
 
 
-@experiment("three clients on a FastAPI chat that uses broadcaster's Broadcast('memory://'); one sends")
-async def _broadcaster_chat(name: str, title: str) -> Evidence:
+@experiment("broadcaster chat (memory://): ann and ben subscribed, ann says 'first'; cy subscribes; ben says 'second'")
+async def _late_subscriber(name: str, title: str) -> Evidence:
     with serve(_broadcaster_app(), name=f"evidence-{name}") as server:
-        clients = {who: await _join(server.ws_url("/chat")) for who in ("ann", "ben", "cy")}
-        await clients["ann"].send("hello from ann")
+        url = server.ws_url("/chat")
+        ann, ben = await _join(url), await _join(url)
+        await ann.send("first")
+        (ann_first, _), (ben_first, _) = await asyncio.gather(listen(ann), listen(ben))
+        cy = await _join(url)
+        await ben.send("second")
+        heard = await hear_all({"ann": ann, "ben": ben, "cy": cy})
+        errors = server_errors(server)
+    cy_heard = heard["cy"]
+    settled = settle(
+        cy_heard,
+        {
+            "only-later": ["second"],
+            "replays-all": ["first", "second"],
+            "misses-all": [],
+            "retains-latest": lambda got: bool(got) and got[0] == "first",
+        },
+    )
+    lines = (
+        f"before cy subscribed: ann heard {ann_first}, ben heard {ben_first}",
+        f"after cy subscribed and ben said 'second': ann heard {heard['ann']}, ben heard {heard['ben']}",
+        f"cy heard: {cy_heard}: {'no' if 'first' not in cy_heard else 'a'} 'first' (published before she "
+        f"subscribed), {'and' if 'second' in cy_heard else 'but no'} 'second' (published after)",
+        f"server errors: {errors}",
+    )
+    return _evidence(name, title, lines, settled, cy=cy_heard)
+
+
+@experiment("broadcaster chat (memory://): ann and ben in channel 'lobby', cy in 'kitchen'; ann says 'hello'")
+async def _channel_chat(name: str, title: str) -> Evidence:
+    with serve(_broadcaster_app(), name=f"evidence-{name}") as server:
+        clients = {
+            "ann": await _join(server.ws_url("/room/lobby")),
+            "ben": await _join(server.ws_url("/room/lobby")),
+            "cy": await _join(server.ws_url("/room/kitchen")),
+        }
+        await clients["ann"].send("hello")
         heard = await hear_all(clients)
         errors = server_errors(server)
-    got = {who for who, messages in heard.items() if messages == ["hello from ann"]}
-    shows = set()
-    if got == {"ann", "ben", "cy"}:
-        shows.add("everyone-including-sender")
-    elif got == {"ann"}:
-        shows.add("only-sender")
-    elif not got:
-        shows.add("nobody")
+    once = ["hello"]
+    settled = settle(
+        heard,
+        {
+            "lobby-incl-sender": {"ann": once, "ben": once, "cy": []},
+            "others-only": {"ann": [], "ben": once, "cy": []},
+            "every-channel": {"ann": once, "ben": once, "cy": once},
+            "twice-each": {"ann": once * 2, "ben": once * 2, "cy": []},
+        },
+    )
     lines = (*(f"{who} heard: {messages}" for who, messages in heard.items()), f"server errors: {errors}")
-    return Evidence(name, title, lines, frozenset(shows))
+    return _evidence(name, title, lines, settled, heard=heard)
 
 
-BROADCAST_URLS = {  # claim prefix -> url, in the order of the question's options
-    "no-url": None,
-    "mem-url": "mem://",
-    "redis-url": "redis://127.0.0.1:6379",
-    "memory-url": "memory://",
+BLANKS = {  # claim -> the line that fills the blank in the question's code
+    "await-get": "event = await subscriber.get()",
+    "get-no-await": "event = subscriber.get()",
+    "hub-receive": 'event = await hub.receive(channel="lobby")',
+    "anext": "event = await anext(subscriber)",
 }
 
 
-@experiment("Broadcast(...) with each URL, then memory:// serving a real chat")
-async def _broadcast_constructor(name: str, title: str) -> Evidence:
+async def _fill_blank(claim: str) -> str:
+    """Run the question's code with one candidate line; what it printed, or the error it raised."""
     from broadcaster import Broadcast
 
-    shows, lines = set(), []
-    for key, url in BROADCAST_URLS.items():
-        shown = "Broadcast()" if url is None else f"Broadcast(url={url!r})"
+    async with Broadcast("memory://") as hub, hub.subscribe(channel="lobby") as subscriber:
+        await hub.publish(channel="lobby", message="hi")
+        event: Any = None
         try:
-            broadcast = Broadcast(url=url)
-        except (AssertionError, ValueError) as exc:
-            lines.append(f"{shown}: {type(exc).__name__}: {exc}")
-            continue
-        backend = type(broadcast._backend).__name__
-        lines.append(f"{shown}: backend {backend}")
-        if backend == "MemoryBackend":
-            with serve(_broadcaster_app(url), name=f"evidence-{name}") as server:
-                ws = await _join(server.ws_url("/chat"))
-                await ws.send("round trip")
-                heard, _ = await listen(ws)
-                await ws.close()
-            lines.append(f"    served in a chat, a client's message came back: {heard == ['round trip']}")
-            if heard == ["round trip"]:
-                shows.add(f"{key}-in-memory")
+            if claim == "await-get":
+                event = await asyncio.wait_for(subscriber.get(), 1)
+            elif claim == "get-no-await":
+                event = subscriber.get()
+            elif claim == "hub-receive":
+                event = await asyncio.wait_for(hub.receive(channel="lobby"), 1)  # type: ignore[attr-defined]
+            else:
+                event = await asyncio.wait_for(anext(subscriber), 1)  # type: ignore[call-overload]
+            return f"printed: {event.channel} {event.message}"
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            if asyncio.iscoroutine(event):
+                event.close()  # the un-awaited get(): closed here, so it cannot warn later
+
+
+@experiment("the Broadcast('memory://') snippet run with each candidate line for the blank")
+async def _broadcast_api(name: str, title: str) -> Evidence:
+    results = {claim: await _fill_blank(claim) for claim in BLANKS}
+    printed = {claim for claim, result in results.items() if result == "printed: lobby hi"}
+    shows = frozenset(printed)
+    lines = [f"{BLANKS[claim]}  ->  {result}" for claim, result in results.items()]
     found = importlib.util.find_spec("fastapi_broadcast") is not None
     lines.append(f"import fastapi_broadcast: {'available' if found else 'no such module'}")
-    return Evidence(name, title, tuple(lines), frozenset(shows))
+    return _evidence(name, title, lines, (shows, frozenset(BLANKS) - shows), results=results)
 
 
-CROSS_LOOP = "attached to a different loop"
-CROSS_LOOP_VARIANTS = (  # (claim, label, url (None: the test Redis), mistake in the endpoint)
-    ("fixed", "connected in the server's lifespan", None, ""),
-    ("missing-await", "publish() without await, in the lifespan", None, "no-await"),
-    ("not-accepted", "subscribed before accept(), in the lifespan", None, "subscribe-first"),
-    ("bad-url", "a malformed Redis URL (its port left as 'port'), in the lifespan", "redis://127.0.0.1:port", ""),
-)
+# --------------------------------------------------------------------------------------------------
+# the ConnectionManager
 
 
-@dataclass(frozen=True)
-class _Run:
-    outcome: str
-    messages: tuple[str | bytes, ...]
-    errors: tuple[str, ...]
-    warned: tuple[str, ...]
+def _manager_app(cleanup: str = "except") -> tuple[Any, set[Any], list[tuple[str, int, str]]]:
+    """A FastAPI ConnectionManager chat and its set; cleanup 'except' (only WebSocketDisconnect) or 'tidy'.
 
-    @property
-    def different_loop(self) -> bool:
-        return any(CROSS_LOOP in text for text in (*self.errors, *self.warned))
-
-
-async def _one_loop_run(name: str, url: str, mistake: str) -> _Run:
-    """Serve the broadcaster chat with its lifespan on the server's loop; one client says hello."""
-    messages: tuple[str | bytes, ...] = ()
-    with recording_warnings() as caught:
-        try:
-            with serve(_broadcaster_app(url, mistake=mistake), name=f"evidence-{name}") as server:
-                seen = await attempt(server.ws_url("/chat"), send=["hello"], receive=2, timeout=0.5)
-                outcome, messages = str(seen), tuple(seen.messages)
-                errors = tuple(masked(e) for e in dict.fromkeys(server.errors))
-        except ServerStartError as exc:
-            outcome, errors = "the server did not start", (masked(str(exc).split(": ", 1)[-1]),)
-    return _Run(outcome, messages, errors, tuple(warning_lines(caught, RuntimeWarning)))
-
-
-@experiment(
-    "a Broadcast('redis://') connected on another event loop (busy meanwhile), used by an endpoint; "
-    "then the fix, and each other option's mistake alone"
-)
-async def _cross_loop(name: str, title: str) -> Evidence:
-    from broadcaster import Broadcast
-
-    from helpers import redis_server
-
-    if not redis_server.available():
-        raise EvidenceError(f"this experiment needs Redis: {redis_server.INSTALL_HINT}")
-    url = redis_server.redis_url()
-    # `other` stands in for the kernel's loop: a cell connects the Broadcast there, then blocks (is busy)
-    # while the client talks to the server, as a cell waiting for a synchronous client does.
-    other = asyncio.new_event_loop()
-    thread = threading.Thread(target=other.run_forever, name="evidence-other-loop", daemon=True)
-    thread.start()
-    try:
-        in_other = Broadcast(url)
-        asyncio.run_coroutine_threadsafe(in_other.connect(), other).result(5)
-        asyncio.run_coroutine_threadsafe(in_other.publish(channel="chat", message="test"), other).result(5)
-        other.call_soon_threadsafe(other.stop)
-        thread.join(5)
-        with serve(_broadcaster_app(broadcast=in_other), name=f"evidence-{name}") as server:
-            wrong = await attempt(server.ws_url("/chat"), send=["hello"], receive=2, timeout=0.5)
-            wrong_errors = [masked(e) for e in dict.fromkeys(server.errors)]
-        thread = threading.Thread(target=other.run_forever, name="evidence-other-loop", daemon=True)
-        thread.start()
-        asyncio.run_coroutine_threadsafe(in_other.disconnect(), other).result(5)
-    finally:
-        other.call_soon_threadsafe(other.stop)
-        thread.join(5)
-        other.close()
-    lines = [
-        f"connected on the other loop: client saw: {wrong}",
-        f"    server errors: {'; '.join(wrong_errors) or 'none'}",
-    ]
-    # The fix, and every other option tried for real: the same chat connected in the server's lifespan (one
-    # loop), once as it should be and once with only the mistake that option blames. An option is
-    # demonstrated when its run shows the question's error.
-    runs = {}
-    for claim, label, variant_url, mistake in CROSS_LOOP_VARIANTS:
-        runs[claim] = run = await _one_loop_run(name, url if variant_url is None else variant_url, mistake)
-        lines.append(f"{label}: client saw: {run.outcome}")
-        lines.append(f"    server errors: {'; '.join(run.errors) or 'none'}")
-        if run.warned:
-            lines.append(f"    warnings: {'; '.join(run.warned)}")
-    fixed = runs["fixed"]
-    shows = {claim for claim, run in runs.items() if claim != "fixed" and run.different_loop}
-    if any(CROSS_LOOP in e for e in wrong_errors) and fixed.messages == ("ready", "hello") and not fixed.errors:
-        shows.add("connected-on-other-loop")
-    return Evidence(name, title, tuple(lines), frozenset(shows))
-
-
-def _manager_app(cleanup: str = "except") -> tuple[Any, set[Any]]:
-    """A FastAPI ConnectionManager chat; cleanup 'except' (only WebSocketDisconnect) or 'finally'."""
+    'tidy' also removes a socket whose send failed, from the set the loop is walking. `left` records each
+    WebSocketDisconnect the endpoint caught: (name, code, reason).
+    """
     active: set[WebSocket] = set()
+    left: list[tuple[str, int, str]] = []
     app = FastAPI()
+
+    async def broadcast(text: str) -> None:
+        if cleanup == "tidy":
+            for other in active:
+                try:
+                    await other.send_text(text)
+                except WebSocketDisconnect:
+                    active.discard(other)
+        else:
+            for other in list(active):
+                await other.send_text(text)
 
     @app.websocket("/chat/{name}")
     async def chat(websocket: WebSocket, name: str) -> None:
         await websocket.accept()
         active.add(websocket)
         await websocket.send_text("welcome")
-        if cleanup == "finally":
-            try:
-                while True:
-                    text = await websocket.receive_text()
-                    for other in list(active):
-                        await other.send_text(f"{name}: {text}")
-            finally:
-                active.discard(websocket)
-        else:
-            try:
-                while True:
-                    text = await websocket.receive_text()
-                    for other in list(active):
-                        await other.send_text(f"{name}: {text}")
-            except WebSocketDisconnect:
-                active.discard(websocket)
+        try:
+            while True:
+                text = await websocket.receive_text()
+                await broadcast(f"{name}: {text}")
+        except WebSocketDisconnect as exc:
+            left.append((name, exc.code, exc.reason))
+            active.discard(websocket)
 
-    return app, active
+    return app, active, left
 
 
 async def _names(active: set[Any]) -> list[str]:
     return sorted(ws.path_params["name"] for ws in active)
 
 
-@experiment("a ConnectionManager set: three clients connect, then one closes normally")
+async def _join_manager(server: ThreadServer, names: tuple[str, ...]) -> dict[str, ClientConnection]:
+    clients = {}
+    for who in names:
+        clients[who] = await connect(server.ws_url(f"/chat/{who}"))
+        await clients[who].recv()  # "welcome": registered
+    return clients
+
+
+def _left_text(left: list[tuple[str, int, str]]) -> list[str]:
+    return [f"{who} ({code}{', ' + repr(reason) if reason else ''})" for who, code, reason in left]
+
+
+@experiment("a ConnectionManager (except WebSocketDisconnect only): five clients join, four leave four ways")
 async def _manager_count(name: str, title: str) -> Evidence:
-    app, active = _manager_app()
+    app, active, left = _manager_app()
     with serve(app, name=f"evidence-{name}") as server:
-        clients = {}
-        for who in ("ann", "ben", "cy"):
-            clients[who] = await connect(server.ws_url(f"/chat/{who}"))
-            await clients[who].recv()
-        after_join = len(server.run(_names(active)))
-        await clients["cy"].close()
-        room: list[str] = []
-        for _ in range(100):  # the endpoint handles the disconnect on the server's loop
-            room = server.run(_names(active))
-            if len(room) < 3:
-                break
-            await asyncio.sleep(0.01)
-        for ws in clients.values():
-            await ws.close()
-    shows = {f"count-{len(room)}"}
-    lines = (f"after three joined: {after_join} sockets in the set", f"after cy closed: {len(room)}: {room}")
-    return Evidence(name, title, lines, frozenset(shows))
+        clients = await _join_manager(server, ("ann", "ben", "cy", "dee", "eve"))
+        await clients["ann"].close()  # normal close: 1000
+        await clients["ben"].close(4001, "bye")  # a close code of the app's own
+        clients["cy"].transport.abort()  # gone without a close frame (a killed browser, a lost network)
+        await clients["dee"].send(b"\x89PNG")  # a binary frame into receive_text()
+        await clients["dee"].wait_closed()
+        await _until(lambda: len(left) >= 3)
+        await asyncio.sleep(0.05)  # anything still on its way is in by now
+        room = server.run(_names(active))
+        caught = list(left)
+        errors = server_errors(server)
+        await clients["eve"].close()
+    codes = {who: code for who, code, _ in caught}
+    room_settled = settle(
+        room,
+        {
+            "ghost-dee": ["dee", "eve"],
+            "every-exit-cleans": ["eve"],
+            "drop-not-caught": ["cy", "dee", "eve"],
+            "crash-cleaned-drop-stays": ["cy", "eve"],
+        },
+    )
+    observed_codes = (codes.get("ann"), codes.get("ben"), codes.get("cy"))
+    codes_settled = settle(
+        observed_codes,
+        {
+            "codes-1000-4001-1005": (1000, 4001, 1005),
+            "codes-1000-4001-1006": (1000, 4001, 1006),
+            "codes-1000-1000-1006": (1000, 1000, 1006),
+            "codes-1000-4001-none": (1000, 4001, None),
+        },
+    )
+    settled = (room_settled[0] | codes_settled[0], room_settled[1] | codes_settled[1])
+    lines = (
+        "ann closed (1000), ben closed with 4001 'bye', cy's connection was aborted, dee sent a binary frame",
+        f"WebSocketDisconnect caught by the endpoint: {_left_text(sorted(caught))}",
+        f"still in the set: {room}",
+        f"server errors: {errors}",
+    )
+    return _evidence(name, title, lines, settled, room=room, codes=codes)
 
 
-@experiment("only WebSocketDisconnect is caught; mallory sends a binary frame, then alice says hello")
+@experiment(
+    "a ConnectionManager (except WebSocketDisconnect only): mallory sends a binary frame, then alice says hello"
+)
 async def _ghost_socket(name: str, title: str) -> Evidence:
-    app, active = _manager_app("except")
+    app, active, left = _manager_app("except")
     with serve(app, name=f"evidence-{name}") as server:
-        clients = {}
-        for who in ("alice", "bob", "mallory"):
-            clients[who] = await connect(server.ws_url(f"/chat/{who}"))
-            await clients[who].recv()
+        clients = await _join_manager(server, ("alice", "bob", "mallory"))
         await clients["mallory"].send(b"\x89PNG")
         await clients["mallory"].wait_closed()
         await clients["alice"].send("hello")
         with contextlib.suppress(ConnectionClosed, TimeoutError):
             while True:  # whatever alice gets before her connection ends
                 await asyncio.wait_for(clients["alice"].recv(), 1)
+        await _until(lambda: bool(left))
         room = server.run(_names(active))
-        errors = list(dict.fromkeys(server.errors))
+        caught = _left_text(left)
+        errors = server_errors(server)
         for ws in clients.values():
             await ws.close()
-    shows = set()
-    if room == ["bob", "mallory"]:
-        shows.add("ghost-stays-sender-removed")
-    if room == ["alice", "bob"]:
-        shows.add("cleaned-up")
-    if room == ["alice", "bob", "mallory"]:
-        shows.add("nothing-changes")
-    if not room:
-        shows.add("everyone-dropped")
-    lines = (
-        "mallory's binary frame, then alice's 'hello':",
-        f"    still in the set: {room}",
-        f"    alice's connection: {'closed' if clients['alice'].close_code is not None else 'open'}",
-        f"    server errors: {'; '.join(errors) or 'none'}",
+    settled = settle(
+        caught,
+        {
+            "log-alice-1006": ["alice (1006)"],
+            "log-empty": [],
+            "log-mallory-1006": ["mallory (1006)"],
+            "log-mallory-1011": ["mallory (1011)"],
+        },
     )
-    return Evidence(name, title, lines, frozenset(shows))
+    lines = (
+        f"WebSocketDisconnect caught by the endpoint: {caught}",
+        f"still in the set: {room}",
+        f"alice's connection: {'closed' if clients['alice'].close_code is not None else 'open'}",
+        f"server errors: {errors}",
+    )
+    return _evidence(name, title, lines, settled, left=caught, room=room)
 
 
-@experiment("a Broadcast hub: two clients subscribed, one publishes, then a third subscribes late")
-async def _broadcast_role(name: str, title: str) -> Evidence:
-    with serve(_broadcaster_app(), name=f"evidence-{name}") as server:
-        ann, ben = await _join(server.ws_url("/chat")), await _join(server.ws_url("/chat"))
-        await ann.send("first")
-        (ann_heard, _), (ben_heard, _) = await asyncio.gather(listen(ann), listen(ben))
-        late = await _join(server.ws_url("/chat"))
-        late_heard, _ = await listen(late)
-        for ws in (ann, ben, late):
+@dataclass(frozen=True)
+class _Tidy:
+    room: list[str]
+    alice_dropped: bool
+    error: str
+
+
+@experiment("broadcast() discards a socket whose send failed, inside `for other in active`; then alice says hello")
+async def _set_changed(name: str, title: str) -> Evidence:
+    app, active, _ = _manager_app("tidy")
+    with serve(app, name=f"evidence-{name}") as server:
+        clients = await _join_manager(server, ("alice", "bob", "mallory"))
+        await clients["mallory"].send(b"\x89PNG")
+        await clients["mallory"].wait_closed()
+        before = len(server.errors)  # mallory's KeyError: 'text'
+        await clients["alice"].send("hello")
+        with contextlib.suppress(ConnectionClosed, TimeoutError):
+            while True:
+                await asyncio.wait_for(clients["alice"].recv(), 1)
+        await _until(lambda: len(server.errors) > before, 1.0)
+        room = server.run(_names(active))
+        errors = server.errors[before:]
+        observed = _Tidy(room, clients["alice"].close_code is not None, "; ".join(errors) or "none")
+        for ws in clients.values():
             await ws.close()
-    shows = set()
-    if ann_heard == ben_heard == ["first"]:
-        shows.add("hub-forwards")
-    if late_heard:
-        shows.add("stores-history")
-    lines = (
-        f"ann (publisher) heard: {ann_heard}",
-        f"ben (subscriber) heard: {ben_heard}",
-        f"a late subscriber heard: {late_heard or 'nothing (no history is kept)'}",
+    settled = settle(
+        observed,
+        {
+            "set-changed-sender-crashes": _Tidy(
+                ["alice", "bob"], True, "RuntimeError: Set changed size during iteration"
+            ),
+            "tidy-works": lambda o: o.error == "none" and not o.alice_dropped and "mallory" not in o.room,
+            "discard-keyerror": lambda o: o.error.startswith("KeyError"),
+            "discard-deferred": lambda o: "mallory" in o.room,
+        },
     )
-    return Evidence(name, title, lines, frozenset(shows))
+    lines = (
+        f"after alice's 'hello': still in the set: {observed.room}",
+        f"alice's connection: {'dropped' if observed.alice_dropped else 'open'}",
+        f"errors raised in alice's handler: {observed.error}",
+    )
+    return _evidence(name, title, lines, settled, observed=observed)
 
+
+# --------------------------------------------------------------------------------------------------
+# start-up code
+
+
+@experiment("a FastAPI app with lifespan=... that also registers @app.on_event('startup')")
+async def _lifespan_on_event(name: str, title: str) -> Evidence:
+    ran = {"lifespan": False, "on_event": False}
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        ran["lifespan"] = True
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+    with recording_warnings() as caught:
+
+        @app.on_event("startup")
+        async def startup() -> None:
+            ran["on_event"] = True
+
+    try:
+        serve(app, name=f"evidence-{name}").stop()  # start-up and shutdown both run
+        started = True
+    except ServerStartError:
+        started = False
+    deprecations = warning_lines(caught, DeprecationWarning)
+    observed = (started, ran["lifespan"], ran["on_event"])
+    settled = settle(
+        observed,
+        {
+            "on-event-skipped": (True, True, False),
+            "both-run": (True, True, True),
+            "lifespan-skipped": lambda o: o[0] and not o[1],
+            "startup-typeerror": lambda o: not o[0],
+        },
+    )
+    lines = (
+        f"the server started: {started}",
+        f"lifespan ran: {ran['lifespan']}",
+        f"@app.on_event('startup') ran: {ran['on_event']}",
+        f"warnings when registering it: {len(caught)} x DeprecationWarning" if deprecations else "warnings: none",
+    )
+    return _evidence(name, title, lines, settled, ran=dict(ran))
+
+
+STARTUP_FORMS = {  # claim -> the app the option shows
+    "fastapi-on-startup": "FastAPI(on_startup=[connect])",
+    "starlette-on-startup": "Starlette(on_startup=[connect])",
+    "starlette-lifespan": "Starlette(lifespan=lifespan)",
+    "starlette-add-event-handler": 'Starlette() + app.add_event_handler("startup", connect)',
+}
+
+
+@experiment("four ways to register start-up code, each served by uvicorn: does `connect()` run?")
+async def _startup_code(name: str, title: str) -> Evidence:
+    from starlette.applications import Starlette
+
+    ran: list[str] = []
+    now = {"form": ""}
+
+    async def connect_hub() -> None:
+        ran.append(now["form"])
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        await connect_hub()
+        yield
+
+    def build(claim: str) -> Any:
+        if claim == "fastapi-on-startup":
+            return FastAPI(on_startup=[connect_hub])
+        if claim == "starlette-on-startup":
+            return Starlette(on_startup=[connect_hub])  # type: ignore[call-arg]
+        if claim == "starlette-lifespan":
+            return Starlette(lifespan=lifespan)
+        app = Starlette()
+        app.add_event_handler("startup", connect_hub)  # type: ignore[attr-defined]
+        return app
+
+    results = {}
+    with recording_warnings() as caught:
+        for form in STARTUP_FORMS:
+            now["form"] = form
+            try:
+                app = build(form)
+            except (TypeError, AttributeError) as exc:
+                results[form] = f"{type(exc).__name__}: {exc}"
+                continue
+            serve(app, name=f"evidence-{name}").stop()
+            results[form] = "served; connect() ran" if form in ran else "served; connect() did not run"
+    shows = frozenset(claim for claim in STARTUP_FORMS if claim in ran)
+    lines = [f"{STARTUP_FORMS[claim]}: {result}" for claim, result in results.items()]
+    lines.append(f"warnings: {'; '.join(warning_lines(caught, Warning)) or 'none'}")
+    return _evidence(name, title, lines, (shows, frozenset(STARTUP_FORMS) - shows), results=results)
+
+
+# --------------------------------------------------------------------------------------------------
+# disconnects
+
+
+@experiment("an endpoint that catches WebSocketDisconnect inside its loop and reads on; the client closes")
+async def _receive_after_disconnect(name: str, title: str) -> Evidence:
+    log: list[str] = []
+    ended: list[bool] = []
+    app = FastAPI()
+
+    @app.websocket("/echo")
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while len(log) < 5:  # a guard for this experiment: a handler that spun would stop here
+                try:
+                    text = await websocket.receive_text()
+                except WebSocketDisconnect as exc:
+                    log.append(f"left ({exc.code})")
+                    continue
+                log.append(f"got {text!r}")
+                await websocket.send_text(f"echo: {text}")
+        finally:
+            ended.append(True)
+
+    with serve(app, name=f"evidence-{name}") as server:
+        outcome = await attempt(server.ws_url("/echo"), send=["hi"], receive=1)
+        await _until(lambda: bool(ended), 1.0)
+        errors = server_errors(server)
+    observed = {"log": list(log), "ended": bool(ended), "errors": errors}
+    disconnected = 'WebSocketDisconnected: Cannot call "receive" once a disconnect message has been received.'
+    settled = settle(
+        observed,
+        {
+            "raises-websocketdisconnected": {"log": ["got 'hi'", "left (1000)"], "ended": True, "errors": disconnected},
+            "spins": lambda o: o["log"].count("left (1000)") > 1,
+            "waits-forever": lambda o: not o["ended"],
+            "returns-empty": lambda o: "got ''" in o["log"],
+        },
+    )
+    lines = (
+        f"client saw: {outcome}",
+        f"the endpoint's log: {log}",
+        f"the handler ended: {bool(ended)}; with the error: {errors}",
+    )
+    return _evidence(name, title, lines, settled, **observed)
+
+
+@experiment("three clients connected to a FastAPI endpoint when the uvicorn server is stopped")
+async def _server_stop(name: str, title: str) -> Evidence:
+    codes: list[int] = []
+    app = FastAPI()
+
+    @app.websocket("/idle")
+    async def idle(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.receive_text()
+        except WebSocketDisconnect as exc:
+            codes.append(exc.code)
+
+    server = serve(app, name=f"evidence-{name}")
+    try:
+        clients = [await connect(server.ws_url("/idle")) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        open_before = sum(ws.close_code is None for ws in clients)
+        server.stop()
+        for ws in clients:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ws.wait_closed(), 2)
+    finally:
+        server.stop()
+    received = [ws.protocol.close_rcvd.code if ws.protocol.close_rcvd is not None else None for ws in clients]
+    server_first = all(ws.protocol.close_rcvd_then_sent for ws in clients)
+    observed = {"clients": received, "endpoints": sorted(codes), "server closed first": server_first}
+    settled = settle(
+        observed,
+        {
+            "close-1012": {"clients": [1012] * 3, "endpoints": [1012] * 3, "server closed first": True},
+            "close-1001": lambda o: o["clients"] == [1001] * 3,
+            "dropped-1006": lambda o: o["clients"] == [None] * 3,
+            "waits-for-clients": lambda o: not o["server closed first"],
+        },
+    )
+    lines = (
+        f"idle clients still open when server.stop() was called: {open_before}; stop() returned",
+        f"close frames the clients received: {received}; the server closed first: {server_first}",
+        f"WebSocketDisconnect codes the endpoints caught: {sorted(codes)}",
+    )
+    return _evidence(name, title, lines, settled, **observed)
+
+
+# --------------------------------------------------------------------------------------------------
+# event loops
+
+
+CROSS_LOOP = "attached to a different loop"
+
+
+@dataclass(frozen=True)
+class _Run:
+    label: str
+    outcome: str
+    messages: tuple[str | bytes, ...]
+    errors: tuple[str, ...]
+
+    @property
+    def works(self) -> bool:
+        return self.messages == ("ready", "hello") and not self.errors
+
+    @property
+    def different_loop(self) -> bool:
+        return any(CROSS_LOOP in text for text in self.errors)
+
+    def describe(self) -> list[str]:
+        return [f"{self.label}: client saw: {self.outcome}", f"    server errors: {'; '.join(self.errors) or 'none'}"]
+
+
+async def _talk(server: ThreadServer, label: str) -> _Run:
+    seen = await attempt(server.ws_url("/chat"), send=["hello"], receive=2, timeout=0.5)
+    errors = tuple(masked(e) for e in dict.fromkeys(server.errors))
+    return _Run(label, str(seen), tuple(seen.messages), errors)
+
+
+async def _connected_in_a_cell(name: str, url: str, label: str, *, loop_free: bool = False, mistake: str = "") -> _Run:
+    """Connect a Broadcast on another loop (the kernel's, in a notebook), publish once there, serve an app using it.
+
+    The other loop then stops (a cell blocked in a synchronous call) unless `loop_free`; a client says hello.
+    """
+    from broadcaster import Broadcast
+
+    other = asyncio.new_event_loop()
+    thread = threading.Thread(target=other.run_forever, name="evidence-other-loop", daemon=True)
+    thread.start()
+    try:
+        in_cell = Broadcast(url)
+        asyncio.run_coroutine_threadsafe(in_cell.connect(), other).result(5)
+        asyncio.run_coroutine_threadsafe(in_cell.publish(channel="chat", message="test"), other).result(5)
+        if not loop_free:
+            other.call_soon_threadsafe(other.stop)
+            thread.join(5)
+        with serve(_broadcaster_app(broadcast=in_cell, mistake=mistake), name=f"evidence-{name}") as server:
+            run = await _talk(server, label)
+        if not loop_free:
+            thread = threading.Thread(target=other.run_forever, name="evidence-other-loop", daemon=True)
+            thread.start()
+        asyncio.run_coroutine_threadsafe(in_cell.disconnect(), other).result(5)
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join(5)
+        other.close()
+    return run
+
+
+@experiment(
+    "a Broadcast connected and test-published on another event loop, used by a served endpoint; then each proposed fix"
+)
+async def _cross_loop(name: str, title: str) -> Evidence:
+    from helpers import redis_server
+
+    if not redis_server.available():
+        raise EvidenceError(f"this experiment needs Redis: {redis_server.INSTALL_HINT}")
+    url = redis_server.redis_url()
+    wrong = await _connected_in_a_cell(name, url, "redis://, connected in the cell (its loop then blocked)")
+    fixes = {
+        "lifespan-fix": None,
+        "loop-free": await _connected_in_a_cell(
+            name, url, "redis://, connected in the cell, its loop left free to run", loop_free=True
+        ),
+        "wait-for-publish": await _connected_in_a_cell(
+            name, url, "redis://, connected in the cell, publish() inside asyncio.wait_for(..., 1)", mistake="wait-for"
+        ),
+        "memory-url": await _connected_in_a_cell(name, "memory://", "memory://, connected in the cell"),
+    }
+    with serve(_broadcaster_app(url), name=f"evidence-{name}") as server:
+        fixes["lifespan-fix"] = await _talk(server, "redis://, connected in the app's lifespan")
+    runs = {claim: run for claim, run in fixes.items() if run is not None}
+    shows = frozenset(claim for claim, run in runs.items() if wrong.different_loop and run.works)
+    lines = wrong.describe()
+    for run in runs.values():
+        lines += run.describe()
+    lines.append("a fix works when the client's 'hello' comes back and the server logs no error")
+    return _evidence(name, title, lines, (shows, frozenset(runs) - shows), works={c: r.works for c, r in runs.items()})
+
+
+async def _next_item_run(server: ThreadServer, queue: asyncio.Queue[str], item: str) -> str:
+    """Ask the endpoint for the next item; once it says it is waiting, drop `item` into `queue` on its loop."""
+    async with connect(server.ws_url("/next")) as ws:
+        await ws.send("next?")
+        if await asyncio.wait_for(ws.recv(), 2) != "waiting":
+            raise EvidenceError("the inbox endpoint did not say 'waiting'")
+        server.call_soon(queue.put_nowait, item)
+        try:
+            return masked(str(await asyncio.wait_for(ws.recv(), 1)))
+        except TimeoutError:
+            return "no reply within 1 s"
+
+
+@experiment("a module-level asyncio.Queue used by an endpoint, across a server restart; then one made in the lifespan")
+async def _module_queue(name: str, title: str) -> Evidence:
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+
+    inbox: asyncio.Queue[str] = asyncio.Queue()  # "module level": made once, with the app
+
+    async def next_item(websocket: Any) -> None:
+        queue = websocket.app.state.inbox if hasattr(websocket.app.state, "inbox") else inbox
+        await websocket.accept()
+        async for _ in websocket.iter_text():
+            await websocket.send_text("waiting")
+            try:
+                reply = f"got {await queue.get()}"
+            except RuntimeError as exc:
+                reply = f"RuntimeError: {exc}"
+            await websocket.send_text(reply)
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        app.state.inbox = asyncio.Queue()  # one per server start, on that server's loop
+        yield
+
+    module_app = Starlette(routes=[WebSocketRoute("/next", next_item)])
+    fixed_app = Starlette(routes=[WebSocketRoute("/next", next_item)], lifespan=lifespan)
+    replies: dict[str, list[str]] = {"module-level queue": [], "queue made in the lifespan": []}
+    for label, app in (("module-level queue", module_app), ("queue made in the lifespan", fixed_app)):
+        for number in (1, 2):  # the second time round, a restart
+            with serve(app, name=f"evidence-{name}") as server:
+                queue = app.state.inbox if app is fixed_app else inbox  # the lifespan made a new one
+                replies[label].append(await _next_item_run(server, queue, f"item {number}"))
+    first, second = replies["module-level queue"]
+    fixed = replies["queue made in the lifespan"]
+    observed = (first, second, fixed)
+    settled = settle(
+        observed,
+        {
+            "bound-to-first-loop": lambda o: (
+                o[0] == "got item 1"
+                and "bound to a different event loop" in o[1]
+                and o[2] == ["got item 1", "got item 2"]
+            ),
+            "shared-works": lambda o: o[1] == "got item 2",
+            "waits-forever": lambda o: o[1] == "no reply within 1 s",
+            "restart-fails": lambda o: o[1] is None,  # the second server replied, so it started
+        },
+    )
+    lines = (
+        f"module-level queue, server #1: {first}",
+        f"module-level queue, server #2 (after a restart): {second}",
+        f"queue made in the lifespan, servers #1 and #2: {fixed}",
+    )
+    return _evidence(name, title, lines, settled, replies=replies)
+
+
+# --------------------------------------------------------------------------------------------------
+# processes
+
+
+def __getattr__(attribute: str) -> Any:
+    """`helpers.evidence.broadcasting:two_process_chat`, built on first use, for serve_process() children."""
+    if attribute == "two_process_chat":
+        return _broadcaster_app(os.environ.get("EVIDENCE_BROADCAST_URL", "memory://"))
+    raise AttributeError(f"module 'helpers.evidence.broadcasting' has no attribute {attribute!r}")
+
+
+@experiment("the same broadcaster chat with memory:// in two server processes, A and B")
+async def _memory_two_processes(name: str, title: str) -> Evidence:
+    servers = {}
+    heard: dict[str, list[str | bytes]] = {}
+    errors = "the servers did not start"
+    try:
+        for place in ("A", "B"):
+            servers[place] = serve_process(
+                "helpers.evidence.broadcasting:two_process_chat", name=f"evidence-{name}-{place}"
+            )
+        clients = {
+            "ann (on A)": await _join(servers["A"].ws_url("/chat")),
+            "ben (on A)": await _join(servers["A"].ws_url("/chat")),
+            "cy (on B)": await _join(servers["B"].ws_url("/chat")),
+        }
+        await clients["ann (on A)"].send("hello from ann")
+        heard = await hear_all(clients)
+        errors = "; ".join(e for server in servers.values() for e in server.errors) or "none"
+    except ServerStartError:
+        pass
+    finally:
+        for server in servers.values():
+            server.stop()
+    started = len(servers) == 2 and bool(heard)
+    hello = ["hello from ann"]
+    observed = (started, heard.get("ann (on A)"), heard.get("ben (on A)"), heard.get("cy (on B)"))
+    settled = settle(
+        observed,
+        {
+            "same-process-only": (True, hello, hello, []),
+            "all-processes": (True, hello, hello, hello),
+            "only-sender": (True, hello, [], []),
+            "refuses-two-processes": lambda o: not o[0],
+        },
+    )
+    lines = [f"both processes started and served: {started}"]
+    lines += [f"{who} heard: {messages or 'nothing'}" for who, messages in heard.items()]
+    lines.append(f"errors the two servers logged: {errors}")
+    return _evidence(name, title, lines, settled, heard=heard)
+
+
+# --------------------------------------------------------------------------------------------------
+# slow clients
 
 SLOW_MESSAGES = 40
 SLOW_SIZE = 256_000
+KEEPALIVE = {"ws_ping_interval": 0.5, "ws_ping_timeout": 1.0}  # uvicorn's options: a ping every 0.5 s, 1 s to answer
+
+
+def _with_protocols(inner: Any) -> tuple[Any, dict[int, Any]]:
+    """Wrap an ASGI app to note uvicorn's protocol object for each WebSocket, by the client's port.
+
+    uvicorn hands the app its protocol's bound `send`, so `send.__self__` is the connection's protocol: the
+    experiment reads its state (close frame queued? transport closing? bytes still unflushed?) from it.
+    """
+    protocols: dict[int, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and scope.get("client"):
+            protocols[scope["client"][1]] = getattr(send, "__self__", None)
+        await inner(scope, receive, send)
+
+    return app, protocols
 
 
 def _sequential_app() -> Any:
@@ -369,21 +862,22 @@ def _sequential_app() -> Any:
     return Starlette(routes=[WebSocketRoute("/chat", chat)])
 
 
-def _queued_app() -> Any:
+def _queued_app(**options: Any) -> tuple[Any, Any]:
+    """A FanOut chat (helpers.fanout) whose members are named by their client's port; (app, hub)."""
     from starlette.applications import Starlette
     from starlette.routing import WebSocketRoute
 
     from helpers.fanout import FanOut
 
-    hub = FanOut(max_queue=8)
+    hub = FanOut(**{"max_queue": 8, **options})
 
     async def chat(websocket: Any) -> None:
         await websocket.accept()
-        async with hub.connected(websocket):
+        async with hub.connected(websocket, name=str(websocket.client.port)):
             async for text in websocket.iter_text():
                 hub.publish(text)
 
-    return Starlette(routes=[WebSocketRoute("/chat", chat)])
+    return Starlette(routes=[WebSocketRoute("/chat", chat)]), hub
 
 
 def small_socket(port: int) -> socket.socket:
@@ -404,6 +898,11 @@ class SlowScene:
     sender: ClientConnection
 
     published: int = 0  # the sender's messages whose own copy came back (so the server has published them)
+
+    @property
+    def slow_port(self) -> int:
+        """The slow client's own port: the server sees it as the client's address."""
+        return int(self.slow.transport.get_extra_info("sockname")[1])
 
     async def burst(self, window: float = 1.0, count: int = SLOW_MESSAGES, stall: float | None = None) -> int:
         """The sender sends `count` x 256 kB, each after its own copy came back; how many `fast` got within `window`.
@@ -466,107 +965,157 @@ async def slow_client_run(server: ThreadServer, path: str = "/chat", window: flo
         return await scene.burst(window), SLOW_MESSAGES
 
 
-@experiment("one client never reads; 40 x 256 kB are broadcast; does a reading client get them all within 1 s?")
+@dataclass(frozen=True)
+class _Stuck:
+    got: int  # messages the reading client got in the first burst
+    errors: str  # errors the server logged while the client was stuck
+    keepalive_close: tuple[int, str] | None  # the close frame uvicorn's keepalive queued for the stuck client
+    transport_closing: bool
+    unflushed: int  # bytes still in the stuck connection's transport buffer
+    got_after: int  # messages the reading client got in a second burst, after the keepalive gave up
+    queued_got: int  # the same first burst through a FanOut
+
+
+async def _protocol_state(protocol: Any) -> tuple[tuple[int, str] | None, bool, int]:
+    close = protocol.conn.close_sent if protocol.close_sent else None
+    frame = (int(close.code), close.reason) if close is not None else None
+    return frame, protocol.transport.is_closing(), protocol.transport.get_write_buffer_size()
+
+
+@experiment(
+    "one client never reads; 40 x 256 kB are broadcast by `await send_text()` for each client in turn "
+    "(uvicorn keepalive: ping every 0.5 s, 1 s to answer), then through a FanOut"
+)
 async def _slow_client(name: str, title: str) -> Evidence:
-    with serve(_sequential_app(), name=f"evidence-{name}") as server:
-        sequential, total = await slow_client_run(server)
-    with serve(_queued_app(), name=f"evidence-{name}") as server:
-        queued, _ = await slow_client_run(server)
-    shows = set()
-    if sequential < total and queued == total:
-        shows.add("sequential-stalls-queues-fix")
-    if sequential == total:
-        shows.add("sequential-keeps-up")
+    app, protocols = _with_protocols(_sequential_app())
+    with serve(app, name=f"evidence-{name}", **KEEPALIVE) as server:
+        async with slow_client_scene(server) as scene:
+            got = await scene.burst(1.0)
+            protocol = protocols.get(scene.slow_port)
+            if protocol is None:
+                raise EvidenceError("could not find uvicorn's protocol object for the slow client")
 
-    def share(got: int) -> str:
-        return f"all {total}" if got == total else f"fewer than {total}: it stalled behind the slow client"
+            def gave_up() -> bool:
+                return bool(protocol.close_sent)
+
+            await _until(gave_up, 3.0)  # uvicorn's keepalive: ping at 0.5 s, gives up 1 s later
+            frame, closing, unflushed = server.run(_protocol_state(protocol))
+            got_after = await scene.burst(0.5, count=5)
+            errors = server_errors(server)
+    queued_app, _ = _queued_app()
+    with serve(queued_app, name=f"evidence-{name}") as server:
+        queued_got, total = await slow_client_run(server)
+    observed = _Stuck(got, errors, frame, closing, unflushed, got_after, queued_got)
+    keepalive_gave_up = frame == (1011, "keepalive ping timeout") and closing
+    settled = settle(
+        observed,
+        {
+            "stall-keepalive-cannot-flush": lambda o: (
+                o.got < total and keepalive_gave_up and o.unflushed > 0 and o.got_after == 0 and o.queued_got == total
+            ),
+            "send-never-waits": lambda o: o.got == total,
+            "keepalive-unblocks": lambda o: keepalive_gave_up and o.got_after > 0,
+            "send-raises": lambda o: o.errors != "none",
+        },
+    )
+
+    def share(count: int, of: int) -> str:
+        return f"all {of}" if count == of else f"fewer than {of}"
 
     lines = (
-        f"await send_text() for each client in turn: the reading client got {share(sequential)}",
-        f"a bounded queue + writer task per client (helpers.fanout): it got {share(queued)}",
+        f"await send_text() for each client in turn: the reading client got {share(got, total)} within 1 s",
+        f"uvicorn's keepalive then queued a close frame for the stuck client: {frame}; "
+        f"its transport is closing: {closing}; bytes still waiting to be flushed: {'some' if unflushed else 'none'}",
+        f"5 more messages after that: the reading client got {got_after}",
+        f"errors the server logged meanwhile: {errors}",
+        f"a bounded queue + writer task per client (helpers.fanout.FanOut): it got {share(queued_got, total)}",
     )
-    return Evidence(name, title, lines, frozenset(shows))
+    return _evidence(name, title, lines, settled, observed=observed)
 
 
-def __getattr__(attribute: str) -> Any:
-    """`helpers.evidence.broadcasting:two_process_chat`, built on first use, for serve_process() children."""
-    if attribute == "two_process_chat":
-        return _broadcaster_app(os.environ.get("EVIDENCE_BROADCAST_URL", "memory://"))
-    raise AttributeError(f"module 'helpers.evidence.broadcasting' has no attribute {attribute!r}")
+@dataclass(frozen=True)
+class _Policy:
+    readers_got: int
+    slow_member: bool  # still registered in the hub
+    evicted: bool
+    dropped: int
+    queued: int
+    read_at_last: int = 0  # messages the slow client found once it read
+    ending: str = ""  # how its connection stood after that
 
 
-@experiment("the same broadcaster chat with memory:// in two server processes, A and B")
-async def _memory_two_processes(name: str, title: str) -> Evidence:
-    servers = {
-        place: serve_process("helpers.evidence.broadcasting:two_process_chat", name=f"evidence-{name}-{place}")
-        for place in ("A", "B")
-    }
+async def _drain(ws: ClientConnection, quiet: float = 0.5) -> tuple[int, str]:
+    """Let a client that never read read now: how many messages were waiting, and how its connection ended."""
+    received = 0
     try:
-        clients = {
-            "ann (on A)": await _join(servers["A"].ws_url("/chat")),
-            "ben (on A)": await _join(servers["A"].ws_url("/chat")),
-            "cy (on B)": await _join(servers["B"].ws_url("/chat")),
-        }
-        await clients["ann (on A)"].send("hello from ann")
-        heard = await hear_all(clients)
-    finally:
-        for server in servers.values():
-            server.stop()
-    shows = set()
-    if heard["ben (on A)"] == ["hello from ann"] and not heard["cy (on B)"]:
-        shows.add("same-process-only")
-    if heard["cy (on B)"]:
-        shows.add("all-processes")
-    if heard["ann (on A)"] and not heard["ben (on A)"]:
-        shows.add("only-sender")
-    if not any(heard.values()):
-        shows.add("nobody")
-    lines = tuple(f"{who} heard: {messages or 'nothing'}" for who, messages in heard.items())
-    return Evidence(name, title, lines, frozenset(shows))
+        while True:
+            await asyncio.wait_for(ws.recv(decode=False), quiet)
+            received += 1
+    except TimeoutError:
+        return received, "still open"
+    except ConnectionClosed as exc:
+        return (
+            received,
+            "dropped without a close frame" if exc.rcvd is None else f"closed by the server: {exc.rcvd.code}",
+        )
 
 
-@experiment("a FastAPI app with lifespan=... that also registers @app.on_event('startup')")
-async def _lifespan_on_event(name: str, title: str) -> Evidence:
-    ran = {"lifespan": False, "on_event": False}
+async def _policy_run(name: str, policy: str) -> _Policy:
+    app, hub = _queued_app(policy=policy)
+    with serve(app, name=f"evidence-{name}") as server:
+        async with slow_client_scene(server) as scene:
+            got = await scene.burst(1.5)
+            slow = str(scene.slow_port)
 
-    @asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[None]:
-        ran["lifespan"] = True
-        yield
+            async def look() -> _Policy:
+                stats = hub.stats().get(slow)
+                return _Policy(
+                    got,
+                    stats is not None,
+                    slow in hub.evicted,
+                    int(stats["dropped"]) if stats else 0,
+                    int(stats["queued"]) if stats else 0,
+                )
 
-    app = FastAPI(lifespan=lifespan)
-    with recording_warnings() as caught:
+            seen = server.run(look())
+            read, ending = await _drain(scene.slow)
+            return dataclasses.replace(seen, read_at_last=read, ending=ending)
 
-        @app.on_event("startup")
-        async def startup() -> None:
-            ran["on_event"] = True
 
-    try:
-        serve(app, name=f"evidence-{name}").stop()  # start-up and shutdown both run
-        started = True
-    except ServerStartError:
-        started = False
-    deprecations = warning_lines(caught, DeprecationWarning)
-    shows = set()
-    if ran == {"lifespan": True, "on_event": False}:
-        shows.add("on-event-skipped")
-    if ran == {"lifespan": True, "on_event": True}:
-        shows.add("both-run")
-    if started and not ran["lifespan"]:
-        shows.add("lifespan-skipped")
-    if not started:
-        shows.add("startup-typeerror")
-    try:
-        from starlette.applications import Starlette
-
-        Starlette(on_startup=[startup])  # type: ignore[call-arg]
-        starlette_line = "Starlette(on_startup=[...]): accepted"
-    except TypeError as exc:
-        starlette_line = f"Starlette(on_startup=[...]): TypeError: {exc}"
-    lines = (
-        f"lifespan ran: {ran['lifespan']}",
-        f"@app.on_event('startup') ran: {ran['on_event']}",
-        f"warnings when registering it: {len(caught)} x DeprecationWarning" if deprecations else "warnings: none",
-        starlette_line,
+@experiment("FanOut(max_queue=8) with one client that never reads; 40 x 256 kB broadcast; each policy")
+async def _queue_policy(name: str, title: str) -> Evidence:
+    dropping = await _policy_run(name, "drop-oldest")
+    evicting = await _policy_run(name, "disconnect")
+    settled = settle(
+        dropping,
+        {
+            "stays-loses-oldest": lambda o: (
+                o.readers_got == SLOW_MESSAGES
+                and o.slow_member
+                and not o.evicted
+                and o.dropped > 0
+                and o.queued <= 8
+                and o.ending == "still open"
+            ),
+            "closed-1013": lambda o: o.evicted or o.ending.startswith("closed"),
+            "queue-grows": lambda o: o.queued > 8 or o.dropped == 0,
+            "publish-waits": lambda o: o.readers_got < SLOW_MESSAGES,
+        },
     )
-    return Evidence(name, title, lines, frozenset(shows))
+
+    def describe(label: str, run: _Policy) -> tuple[str, ...]:
+        queue = (
+            f"still registered in the hub; evicted: {run.evicted}; messages dropped from its queue: "
+            f"{'some' if run.dropped else 'none'}; its queue held at most 8: {run.queued <= 8}"
+            if run.slow_member
+            else f"no longer in the hub; evicted: {run.evicted}"
+        )
+        return (
+            f"{label}: the readers got {run.readers_got} of {SLOW_MESSAGES}",
+            f"    the slow client: {queue}",
+            f"    reading at last, it found {'some' if run.read_at_last else 'no'} messages; then its connection: "
+            f"{run.ending}",
+        )
+
+    lines = (*describe('policy="drop-oldest"', dropping), *describe('policy="disconnect"', evicting))
+    return _evidence(name, title, lines, settled, dropping=dropping, evicting=evicting)
