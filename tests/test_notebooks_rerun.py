@@ -1,8 +1,8 @@
 """Every notebook runs twice in one kernel without errors, and no cell takes more than 5 s.
 
 nbval checks that a fresh kernel reproduces the stored outputs; this test checks what a learner does
-next: run all cells again in the same kernel (re-serving by name must replace servers, never fail with
-"address already in use"), and that each cell stays quick.
+next: run all cells again in the same kernel (re-serving by name must replace servers instead of piling them
+up, and, with a fixed port=, instead of failing with "address already in use"), and that each cell stays quick.
 """
 
 from __future__ import annotations
