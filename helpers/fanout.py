@@ -1,14 +1,20 @@
 """Broadcast to many Starlette/FastAPI WebSockets without letting one slow client hold up the rest.
 
 Awaiting `send` for each client in turn (or `asyncio.gather` over them) ties every message to the
-slowest reader: once one client stops reading, its TCP buffers fill, its `send` never returns, and the
-whole fan-out stops. `FanOut` gives every client a bounded queue and its own writer task instead, so
-`publish()` never waits, and a client whose queue is full is handled by an explicit policy:
+slowest reader: once one client stops reading, its TCP buffers fill, its `send` stops returning (under
+uvicorn 0.54's websockets-sansio protocol it waits for the connection to become writable, which for a
+client that never reads happens only when the connection is lost), and the whole fan-out stops. `FanOut`
+gives every client a bounded queue and its own writer task instead, so `publish()` never waits, and a
+client whose queue is full is handled by an explicit policy:
 
 - "disconnect" (default): the slow client is removed and closed with code 1013 ("try again later");
 - "drop-oldest": the slow client loses its oldest queued message and stays connected.
 
-Either way the memory a slow client can hold is bounded by `max_queue` messages.
+Either way its queue holds at most `max_queue` messages (the messages are shared between queues, not
+copied). That is not all the memory a slow client ties up: under the queue come the message its writer is
+waiting to send, asyncio's transport buffer (its 64 KiB high-water mark plus the last frame written) and the
+kernel's send buffer for the socket (on Linux up to the maximum in net.ipv4.tcp_wmem, 4 MiB by default),
+which last until the connection ends. An eviction frees the queue at once, not those buffers.
 
     hub = FanOut(max_queue=100)
 
@@ -18,12 +24,15 @@ Either way the memory a slow client can hold is bounded by `max_queue` messages.
             async for text in websocket.iter_text():
                 hub.publish(text)
 
-A module-level hub like this one is safe (unlike a module-level `asyncio.Lock`): the constructor creates no
-loop-bound object; each client's queue and writer task are created in `register()`, on the loop serving that
-connection. Create the hub once per app (at module level or in `lifespan`) and `await hub.aclose()` at shutdown
-to stop the writer tasks. `publish()` must run on the server's loop (it uses `asyncio.Queue`s and may start an
-eviction task, neither thread-safe): from another thread or a notebook cell, hop over, e.g.
-`await helpers.loops.await_on(server.loop, coro)` with a coroutine that calls `hub.publish()`.
+A module-level hub like this one survives a server restart (a new event loop), which a module-level
+`asyncio.Lock` or `asyncio.Queue` does not once something has waited on it. On Python 3.11 none of their
+constructors binds to a loop; a Lock or Queue binds to the loop of the first wait it cannot satisfy at once and
+keeps it, while the hub's loop-bound parts, each client's queue and writer task, are created in `register()`
+on the loop serving that connection and go away with the connection (lesson 08 shows the hub and a Lock
+across a restart, lesson 05 a Queue). Create the hub once per app (at module level or in `lifespan`, which
+gives every server start a fresh one) and `await hub.aclose()` at shutdown to stop the writer tasks. `publish()` must run on the server's loop (it uses
+`asyncio.Queue`s and may start an eviction task, neither thread-safe): from another thread or a notebook cell,
+hop over, e.g. `await helpers.loops.await_on(server.loop, coro)` with a coroutine that calls `hub.publish()`.
 """
 
 from __future__ import annotations
@@ -168,8 +177,9 @@ class FanOut:
 
     async def _close(self, member: Member) -> None:
         # close() waits until the transport can take the close frame, which for a client that never reads
-        # may be much later. It is not given up on (a cancelled close is never sent, and the client would
-        # never learn why): one small pending task per evicted client, cancelled by aclose().
+        # may be much later. It is not given up on: under uvicorn 0.54 (websockets-sansio) send()'s only await
+        # comes before it writes the frame, so a cancelled close writes nothing and the client would never learn
+        # why it was dropped. One small pending task per evicted client, cancelled by aclose().
         with contextlib.suppress(Exception):
             await member.websocket.close(self.close_code, self.close_reason)
 
