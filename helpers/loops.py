@@ -148,7 +148,10 @@ def call_on(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *a
 
 
 def asyncio_patches() -> list[str]:
-    """What nest_asyncio (or similar) has changed in this process's asyncio; empty when pristine."""
+    """The marks nest_asyncio leaves in this process's asyncio; empty when none is present.
+
+    It looks for three: a replaced asyncio.run, pure-Python Task/Future classes, and a nest-patched loop.
+    """
     import asyncio.events
     import asyncio.tasks
 
