@@ -150,7 +150,8 @@ def call_on(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *a
 def asyncio_patches() -> list[str]:
     """The marks nest_asyncio leaves in this process's asyncio; empty when none is present.
 
-    It looks for three: a replaced asyncio.run, pure-Python Task/Future classes, and a nest-patched loop.
+    It looks for a replaced asyncio.run, the pure-Python Task and Future classes, a nest-patched running
+    loop, and the pure-Python running-loop lookup.
     """
     import asyncio.events
     import asyncio.tasks
