@@ -677,16 +677,23 @@ async def _cross_loop(name: str, title: str) -> Evidence:
     if not redis_server.available():
         raise EvidenceError(f"this experiment needs Redis: {redis_server.INSTALL_HINT}")
     url = redis_server.redis_url()
-    wrong = await _connected_in_a_cell(name, url, "redis://, connected in the cell (its loop then blocked)")
+    wrong = await _connected_in_a_cell(
+        name, url, "redis://, connected on another loop (a cell's), that loop then blocked"
+    )
     fixes = {
         "lifespan-fix": None,
         "loop-free": await _connected_in_a_cell(
-            name, url, "redis://, connected in the cell, its loop left free to run", loop_free=True
+            name, url, "redis://, connected on the other loop, that loop left free to run", loop_free=True
         ),
         "wait-for-publish": await _connected_in_a_cell(
-            name, url, "redis://, connected in the cell, publish() inside asyncio.wait_for(..., 1)", mistake="wait-for"
+            name,
+            url,
+            "redis://, connected on the other loop, publish() in asyncio.wait_for(..., 1)",
+            mistake="wait-for",
         ),
-        "memory-url": await _connected_in_a_cell(name, "memory://", "memory://, connected in the cell"),
+        "memory-url": await _connected_in_a_cell(
+            name, "memory://", "memory://, connected on the other loop, then blocked"
+        ),
     }
     with serve(_broadcaster_app(url), name=f"evidence-{name}") as server:
         fixes["lifespan-fix"] = await _talk(server, "redis://, connected in the app's lifespan")
@@ -809,7 +816,7 @@ async def _memory_two_processes(name: str, title: str) -> Evidence:
         {
             "same-process-only": (True, hello, hello, []),
             "all-processes": (True, hello, hello, hello),
-            "only-sender": (True, hello, [], []),
+            "ben-only": (True, [], hello, []),
             "refuses-two-processes": lambda o: not o[0],
         },
     )
@@ -972,14 +979,16 @@ class _Stuck:
     keepalive_close: tuple[int, str] | None  # the close frame uvicorn's keepalive queued for the stuck client
     transport_closing: bool
     unflushed: int  # bytes still in the stuck connection's transport buffer
+    writable: bool  # uvicorn's flag that send() awaits
     got_after: int  # messages the reading client got in a second burst, after the keepalive gave up
     queued_got: int  # the same first burst through a FanOut
 
 
-async def _protocol_state(protocol: Any) -> tuple[tuple[int, str] | None, bool, int]:
+async def _protocol_state(protocol: Any) -> tuple[tuple[int, str] | None, bool, int, bool]:
     close = protocol.conn.close_sent if protocol.close_sent else None
     frame = (int(close.code), close.reason) if close is not None else None
-    return frame, protocol.transport.is_closing(), protocol.transport.get_write_buffer_size()
+    transport = protocol.transport
+    return frame, transport.is_closing(), transport.get_write_buffer_size(), protocol.writable.is_set()
 
 
 @experiment(
@@ -999,19 +1008,24 @@ async def _slow_client(name: str, title: str) -> Evidence:
                 return bool(protocol.close_sent)
 
             await _until(gave_up, 3.0)  # uvicorn's keepalive: ping at 0.5 s, gives up 1 s later
-            frame, closing, unflushed = server.run(_protocol_state(protocol))
+            frame, closing, unflushed, writable = server.run(_protocol_state(protocol))
             got_after = await scene.burst(0.5, count=5)
             errors = server_errors(server)
     queued_app, _ = _queued_app()
     with serve(queued_app, name=f"evidence-{name}") as server:
         queued_got, total = await slow_client_run(server)
-    observed = _Stuck(got, errors, frame, closing, unflushed, got_after, queued_got)
+    observed = _Stuck(got, errors, frame, closing, unflushed, writable, got_after, queued_got)
     keepalive_gave_up = frame == (1011, "keepalive ping timeout") and closing
     settled = settle(
         observed,
         {
             "stall-keepalive-cannot-flush": lambda o: (
-                o.got < total and keepalive_gave_up and o.unflushed > 0 and o.got_after == 0 and o.queued_got == total
+                o.got < total
+                and keepalive_gave_up
+                and o.unflushed > 0
+                and not o.writable
+                and o.got_after == 0
+                and o.queued_got == total
             ),
             "send-never-waits": lambda o: o.got == total,
             "keepalive-unblocks": lambda o: keepalive_gave_up and o.got_after > 0,
@@ -1024,8 +1038,9 @@ async def _slow_client(name: str, title: str) -> Evidence:
 
     lines = (
         f"await send_text() for each client in turn: the reading client got {share(got, total)} within 1 s",
-        f"uvicorn's keepalive then queued a close frame for the stuck client: {frame}; "
-        f"its transport is closing: {closing}; bytes still waiting to be flushed: {'some' if unflushed else 'none'}",
+        f"the stuck connection's uvicorn protocol: {type(protocol).__name__}",
+        f"its keepalive then queued a close frame: {frame}; the transport is closing: {closing}; bytes still "
+        f"waiting to be flushed: {'some' if unflushed else 'none'}; writable (what send() waits for): {writable}",
         f"5 more messages after that: the reading client got {got_after}",
         f"errors the server logged meanwhile: {errors}",
         f"a bounded queue + writer task per client (helpers.fanout.FanOut): it got {share(queued_got, total)}",
