@@ -635,12 +635,19 @@ async def _warnings_as_errors(name: str, title: str) -> Evidence:
                 subprocess.run, command, cwd=folder, env=env, capture_output=True, text=True, timeout=15
             )
             failed = run.returncode == 1 and "1 failed" in run.stdout
-            results[claim] = failed
+            results[claim] = "failed" if failed else "passed"
             verdicts[claim] = failed
-            why = " (PytestUnraisableExceptionWarning)" if failed and "PytestUnraisableException" in run.stdout else ""
+            if "PytestUnraisableExceptionWarning" in run.stdout:
+                report = "as a PytestUnraisableExceptionWarning"
+            elif "RuntimeWarning: coroutine" in run.stdout:
+                report = "as the RuntimeWarning itself"
+            else:
+                report = "not at all"
             lines.append(" ".join(["pytest", *options]))
-            lines.append(f"    the test {'FAILED' + why if failed else 'passed'}")
-    return _settle(name, title, lines, verdicts, {"failed": results}, on=None)
+            lines.append(
+                f"    the test {'FAILED' if failed else 'passed'}; pytest reported the forgotten await {report}"
+            )
+    return _settle(name, title, lines, verdicts, {"result": results}, on=None)
 
 
 # -- groups and the channel layer
