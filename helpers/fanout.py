@@ -30,9 +30,10 @@ constructors binds to a loop; a Lock or Queue binds to the loop of the first wai
 keeps it, while the hub's loop-bound parts, each client's queue and writer task, are created in `register()`
 on the loop serving that connection and go away with the connection (lesson 08 shows the hub and a Lock
 across a restart, lesson 05 a Queue). Create the hub once per app (at module level or in `lifespan`, which
-gives every server start a fresh one) and `await hub.aclose()` at shutdown to stop the writer tasks. `publish()` must run on the server's loop (it uses
-`asyncio.Queue`s and may start an eviction task, neither thread-safe): from another thread or a notebook cell,
-hop over, e.g. `await helpers.loops.await_on(server.loop, coro)` with a coroutine that calls `hub.publish()`.
+gives every server start a fresh one) and `await hub.aclose()` at shutdown to stop the writer tasks.
+`publish()` must run on the server's loop (it uses `asyncio.Queue`s and may start an eviction task, neither
+thread-safe): from another thread or a notebook cell, hop over, e.g.
+`await helpers.loops.await_on(server.loop, coro)` with a coroutine that calls `hub.publish()`.
 """
 
 from __future__ import annotations
