@@ -609,27 +609,29 @@ async def accept():
 def test_connect():
     accept()  # forgot the await
 '''
-PYTEST_RUNS = {
-    "plain-fails": [],
-    "runtimewarning-fails": ["-W", "error::RuntimeWarning"],
-    "unraisable-fails": ["-W", "error::pytest.PytestUnraisableExceptionWarning"],
-    "both-fail": ["-W", "error::RuntimeWarning", "-W", "error::pytest.PytestUnraisableExceptionWarning"],
-    "error-fails": ["-W", "error"],
+PYTEST_RUNS = {  # claim -> (command-line options, the [pytest] settings file)
+    "plain-fails": ([], ""),
+    "runtimewarning-fails": (["-W", "error::RuntimeWarning"], ""),
+    "unraisable-fails": (["-W", "error::pytest.PytestUnraisableExceptionWarning"], ""),
+    "both-fail": (["-W", "error::RuntimeWarning", "-W", "error::pytest.PytestUnraisableExceptionWarning"], ""),
+    "error-fails": (["-W", "error"], ""),
+    "ini-error-fails": ([], "filterwarnings = error\n"),
 }
 
 
-@experiment("one test that forgets an await, run by pytest five times with different -W options")
+@experiment("one test that forgets an await, run by pytest six times with different warning filters")
 async def _warnings_as_errors(name: str, title: str) -> Evidence:
     import pytest
 
     verdicts: dict[str, bool] = {}
-    lines = [f"pytest {pytest.__version__}, plugins from other packages switched off"]
+    lines = [f"pytest {pytest.__version__}, plugins from other packages switched off, a fresh process each time"]
     results = {}
     env = {"PATH": os.environ.get("PATH", ""), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "pytest.ini").write_text("[pytest]\n")  # this folder is the rootdir: no project settings
         (Path(folder) / "test_forgot.py").write_text(FORGOT_TEST)
-        for claim, options in PYTEST_RUNS.items():
+        for claim, (options, settings) in PYTEST_RUNS.items():
+            # pytest.ini makes this folder the rootdir, so no project's settings apply; only `settings` does
+            (Path(folder) / "pytest.ini").write_text(f"[pytest]\n{settings}")
             command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options, "test_forgot.py"]
             run = await asyncio.to_thread(
                 subprocess.run, command, cwd=folder, env=env, capture_output=True, text=True, timeout=15
@@ -643,7 +645,8 @@ async def _warnings_as_errors(name: str, title: str) -> Evidence:
                 report = "as the RuntimeWarning itself"
             else:
                 report = "not at all"
-            lines.append(" ".join(["pytest", *options]))
+            shown = " ".join(["pytest", *options])
+            lines.append(f"{shown}, pytest.ini: {settings.strip() or 'empty'}")
             lines.append(
                 f"    the test {'FAILED' if failed else 'passed'}; pytest reported the forgotten await {report}"
             )
