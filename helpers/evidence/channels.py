@@ -3,7 +3,8 @@
 Every experiment ends in `_settle()`: each claim a quiz option makes gets a verdict computed from what the run
 observed (an outcome, a server error, a measured bucket), True puts it in `shows` and False in `refutes`. So a
 distractor is refuted by an observation, never by default, and the fact lines print the observation that
-settled it. All servers are uvicorn 0.54 with its default `websockets-sansio` protocol, served on loopback.
+settled it. The servers are uvicorn 0.54 with its default `websockets-sansio` protocol, on loopback; the pytest
+experiment runs pytest in fresh processes instead.
 """
 
 from __future__ import annotations
