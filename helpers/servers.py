@@ -164,14 +164,15 @@ def _make_config(app: Any, log_level: str, uvicorn_options: dict[str, Any]) -> u
     # after 1 s of graceful shutdown uvicorn cancels what is left.
     # Limits every lesson server has: incoming messages up to 1 MiB (larger ones are closed with 1009).
     # ws_max_queue bounds unread messages only under uvicorn's legacy "websockets" protocol. The default
-    # "websockets-sansio" protocol ignores it: it pauses reading after queuing a message until the app
-    # receives, so a flood waits in the kernel's socket buffers (one read can still queue many small frames).
+    # "websockets-sansio" protocol (uvicorn 0.54) ignores it: after queuing a message it pauses reading until the
+    # app has received everything queued, so it holds at most what one read brought in (up to 256 KiB of frames:
+    # thousands of tiny messages) and a flood waits in the kernel's socket buffers (lesson 08, Experiment 5).
     options: dict[str, Any] = {
         "lifespan": "auto",
         "ws": "auto",
         "timeout_graceful_shutdown": 1.0,
         "ws_max_size": MAX_MESSAGE_BYTES,
-        "ws_max_queue": 32,
+        "ws_max_queue": 32,  # for ws="websockets" (legacy) only; see above
     }
     options.update(uvicorn_options)
     # log_config=None: uvicorn installs no console handlers; records go to the server's ServerLog.
