@@ -4,7 +4,8 @@ Each challenge has a starter (`challenges/starters/<key>.py`, the broken code th
 reference solution (`challenges/solutions/<key>.py`). `check(key, *targets)` serves the learner's consumer
 or app on loopback with uvicorn, runs real clients against it, stops the server, and returns a `Report`: a
 checklist with pass/fail per requirement and a hint for every failure. A check runs on a private event loop
-in a worker thread, so it works from a notebook cell, and it is bounded to a few seconds.
+in a worker thread, so it works from a notebook cell, and it is bounded by CHECK_TIMEOUT (15 s); a check that
+gives up stops its server in the background.
 
     check("echo-json", EchoJson)                     # a Channels consumer class
     check("fastapi-manager", chat_app, manager)      # a FastAPI app and its ConnectionManager
@@ -168,8 +169,12 @@ def check(key: str, *targets: Any, timeout: float = CHECK_TIMEOUT) -> Report:
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
+        stuck = _serving.get(key)
+        if stuck is not None:  # its loop may be blocked by the learner's code: stop it without waiting here
+            threading.Thread(target=stuck.stop, name=f"stop-challenge-{key}", daemon=True).start()
         raise ChallengeError(
-            f"the check for {key!r} did not finish within {timeout:g} s; run it again, or restart the kernel"
+            f"the check for {key!r} did not finish within {timeout:g} s (does your code block or wait forever?); "
+            f"its server is being stopped. Fix the code and run the check again, or restart the kernel"
         )
     if failure:
         if isinstance(failure[0], ChallengeError):
@@ -233,8 +238,13 @@ def _consumer_app(target: Any, key: str) -> Any:
     return target.as_asgi()
 
 
+_serving: dict[str, ThreadServer] = {}  # the server each check runs, so a check that gives up can stop it
+
+
 def _serve(app: Any, key: str) -> ThreadServer:
-    return serve(app, name=f"challenge-{key}")
+    server = serve(app, name=f"challenge-{key}")
+    _serving[key] = server
+    return server
 
 
 def _json(message: str | bytes) -> Any:
@@ -451,7 +461,8 @@ async def _group_chat(report: Report, target: Any) -> None:
     report.add(
         "clients that leave are removed from the group",
         not left,
-        "call `await self.channel_layer.group_discard(self.group, self.channel_name)` in disconnect()",
+        "a consumer that raised never runs disconnect(): fix the handler first; and leave the group in disconnect() "
+        "with `await self.channel_layer.group_discard(self.group, self.channel_name)`",
         f"{len(left)} mailbox(es) still in group {group!r}" if left else "",
     )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -10,6 +12,7 @@ import pytest
 
 from helpers import challenges
 from helpers.challenges import ChallengeError, Report
+from helpers.servers import running_servers
 from tests.conftest import ROOT, Snapshot
 
 pytestmark = pytest.mark.timeout(60)
@@ -159,3 +162,24 @@ def test_report_text_is_a_checklist_with_hints_for_failures() -> None:
         "Not yet: fix the first ✘ and run the check again.",
     ]
     assert repr(report) == str(report)
+
+
+def test_a_check_that_gives_up_stops_its_server() -> None:
+    """A check past its timeout raises ChallengeError saying so, and its server is stopped soon after anyway."""
+    from channels.generic.websocket import AsyncWebsocketConsumer
+
+    class Sleeper(AsyncWebsocketConsumer):
+        async def connect(self) -> None:
+            await self.accept()
+
+        async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+            time.sleep(1.5)  # blocks the server's loop, so the check cannot finish in time
+
+    with pytest.raises(ChallengeError, match=r"did not finish within 0.5 s .* its server is being stopped"):
+        challenges.check("blocking-call", Sleeper, timeout=0.5)
+    deadline = time.monotonic() + 15
+    while "challenge-blocking-call" in running_servers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "challenge-blocking-call" not in running_servers()
+    while any(t.name == "challenge-blocking-call" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the abandoned check finishes on its own once the server is gone
