@@ -27,32 +27,25 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from helpers.clients import attempt, connect
-from helpers.evidence.core import Evidence, EvidenceError, experiment
+from helpers.evidence.core import Evidence, EvidenceError, experiment, from_verdicts
 from helpers.evidence.shared import hear_all, listen, masked, recording_warnings, server_errors, warning_lines
 from helpers.servers import ServerStartError, ThreadServer, serve, serve_process
 
 Prediction = object  # a value the observation must equal, or a callable that tests the observation
 
 
-def settle(observed: object, predictions: dict[str, Prediction]) -> tuple[frozenset[str], frozenset[str]]:
-    """(demonstrated, refuted): each claim's prediction checked against what the run observed."""
-    shows = frozenset(
-        claim
+def settle(observed: object, predictions: dict[str, Prediction]) -> dict[str, bool]:
+    """Each claim's verdict: its prediction checked against what the run observed."""
+    return {
+        claim: bool(predicted(observed) if callable(predicted) else predicted == observed)
         for claim, predicted in predictions.items()
-        if (predicted(observed) if callable(predicted) else predicted == observed)
-    )
-    return shows, frozenset(predictions) - shows
+    }
 
 
 def _evidence(
-    name: str,
-    title: str,
-    lines: tuple[str, ...] | list[str],
-    settled: tuple[frozenset[str], frozenset[str]],
-    **value: Any,
+    name: str, title: str, lines: tuple[str, ...] | list[str], verdicts: dict[str, bool], **value: Any
 ) -> Evidence:
-    shows, refutes = settled
-    return Evidence(name, title, tuple(lines), shows, value, refutes=refutes)
+    return from_verdicts(name, title, lines, verdicts, value)
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
@@ -230,7 +223,7 @@ async def _broadcast_api(name: str, title: str) -> Evidence:
     lines = [f"{BLANKS[claim]}  ->  {result}" for claim, result in results.items()]
     found = importlib.util.find_spec("fastapi_broadcast") is not None
     lines.append(f"import fastapi_broadcast: {'available' if found else 'no such module'}")
-    return _evidence(name, title, lines, (shows, frozenset(BLANKS) - shows), results=results)
+    return _evidence(name, title, lines, {claim: claim in shows for claim in BLANKS}, results=results)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -326,7 +319,7 @@ async def _manager_count(name: str, title: str) -> Evidence:
             "codes-1000-4001-none": (1000, 4001, None),
         },
     )
-    settled = (room_settled[0] | codes_settled[0], room_settled[1] | codes_settled[1])
+    settled = room_settled | codes_settled
     lines = (
         "ann closed (1000), ben closed with 4001 'bye', cy's connection was aborted, dee sent a binary frame",
         f"WebSocketDisconnect caught by the endpoint: {_left_text(sorted(caught))}",
@@ -510,7 +503,7 @@ async def _startup_code(name: str, title: str) -> Evidence:
     shows = frozenset(claim for claim in STARTUP_FORMS if claim in ran)
     lines = [f"{STARTUP_FORMS[claim]}: {result}" for claim, result in results.items()]
     lines.append(f"warnings: {'; '.join(warning_lines(caught, Warning)) or 'none'}")
-    return _evidence(name, title, lines, (shows, frozenset(STARTUP_FORMS) - shows), results=results)
+    return _evidence(name, title, lines, {claim: claim in shows for claim in STARTUP_FORMS}, results=results)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -703,7 +696,9 @@ async def _cross_loop(name: str, title: str) -> Evidence:
     for run in runs.values():
         lines += run.describe()
     lines.append("a fix works when the client's 'hello' comes back and the server logs no error")
-    return _evidence(name, title, lines, (shows, frozenset(runs) - shows), works={c: r.works for c, r in runs.items()})
+    return _evidence(
+        name, title, lines, {claim: claim in shows for claim in runs}, works={c: r.works for c, r in runs.items()}
+    )
 
 
 async def _next_item_run(server: ThreadServer, queue: asyncio.Queue[str], item: str) -> str:

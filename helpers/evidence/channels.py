@@ -26,7 +26,7 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 
 from helpers.clients import attempt, collect, connect
-from helpers.evidence.core import Evidence, experiment
+from helpers.evidence.core import Evidence, experiment, from_verdicts
 from helpers.evidence.shared import (
     ensure_django,
     handshake_kind,
@@ -49,14 +49,9 @@ def _settle(
     value: dict[str, Any] | None = None,
     on: str | None = ON,
 ) -> Evidence:
-    """Evidence whose every claim is settled: the claims that held are shown, the others refuted.
-
-    `verdicts` maps each claim to what the run observed about it; `on` names the server the run used.
-    """
-    shows = frozenset(claim for claim, held in verdicts.items() if held)
-    refutes = frozenset(claim for claim, held in verdicts.items() if not held)
+    """Evidence whose every claim is settled (see `from_verdicts`), its lines headed by the server the run used."""
     head = (f"server: {on}",) if on else ()
-    return Evidence(name, title, (*head, *lines), shows, value or {}, refutes=refutes)
+    return from_verdicts(name, title, (*head, *lines), verdicts, value)
 
 
 def _yes(flag: bool) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,16 @@ class Evidence:
         both = self.shows & self.refutes
         if both:
             raise EvidenceError(f"experiment {self.name!r} both demonstrated and refuted {sorted(both)}; fix its logic")
+
+
+def from_verdicts(
+    name: str, title: str, lines: Iterable[str], verdicts: Mapping[str, bool], value: dict[str, Any] | None = None
+) -> Evidence:
+    """Evidence whose every claim is settled by what the run observed: the claims that held are demonstrated,
+    every other one refuted. `verdicts` maps each claim to whether the run saw it hold."""
+    shows = frozenset(claim for claim, held in verdicts.items() if held)
+    refutes = frozenset(verdicts) - shows
+    return Evidence(name, title, tuple(lines), shows, value or {}, refutes=refutes)
 
 
 Experiment = Callable[[], Awaitable[Evidence]]
