@@ -366,8 +366,8 @@ def exposure_notice(host: str, port: int | str, code: str, address: str | None =
             f"WARNING: listening on {where} means that every device that can reach this computer on port {port} "
             "can connect: everyone on this Wi-Fi or LAN, and the whole internet if the computer has a public "
             "address or a forwarded port. The join code is the only lock, and ws:// sends it unencrypted, so "
-            "anyone on the network can read it and the chat. Use it only on a network you trust, share the code "
-            "only in the room, and call classroom.stop() when the class ends.",
+            "anyone who can see the network traffic can read it and the chat. Use it only on a network you trust, "
+            "share the code only in the room, and call classroom.stop() when the class ends.",
             width=100,
         ),
     ]
