@@ -1,9 +1,9 @@
 """Which event loop is this, and how do I safely run something on another one?
 
 A notebook has at least two loops once a server runs on its own thread (`serve()`): the kernel's loop on the
-main thread (your cells) and each such server's own loop on its thread. Objects such as `asyncio.Lock`, `asyncio.Queue`, a Redis
-connection or a `Broadcast` belong to the loop they were first used on. These helpers name the loops
-(never by memory address, so outputs stay stable) and cross between them the safe way.
+main thread (your cells) and each such server's own loop on its thread. Objects such as `asyncio.Lock`,
+`asyncio.Queue`, a Redis connection or a `Broadcast` belong to the loop they were first used on. These helpers
+name the loops (never by memory address, so outputs stay stable) and cross between them the safe way.
 """
 
 from __future__ import annotations
