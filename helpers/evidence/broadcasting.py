@@ -435,7 +435,7 @@ async def _lifespan_on_event(name: str, title: str) -> Evidence:
         started = True
     except ServerStartError:
         started = False
-    deprecations = warning_lines(caught, DeprecationWarning)
+    deprecations = sum(issubclass(w.category, DeprecationWarning) for w in caught)
     observed = (started, ran["lifespan"], ran["on_event"])
     settled = settle(
         observed,
@@ -450,7 +450,9 @@ async def _lifespan_on_event(name: str, title: str) -> Evidence:
         f"the server started: {started}",
         f"lifespan ran: {ran['lifespan']}",
         f"@app.on_event('startup') ran: {ran['on_event']}",
-        f"warnings when registering it: {len(caught)} x DeprecationWarning" if deprecations else "warnings: none",
+        f"warnings when registering it: {deprecations} x DeprecationWarning"
+        if deprecations
+        else "DeprecationWarnings when registering it: none",
     )
     return _evidence(name, title, lines, settled, ran=dict(ran))
 
