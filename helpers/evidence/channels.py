@@ -559,7 +559,7 @@ async def _non_json(name: str, title: str) -> Evidence:
         f"'{{\"n\": 1}}':         client saw: {good}; disconnect() got {good_disconnects}",
         f"'hello, not JSON': client saw: {bad}",
         f"    server errors: {'; '.join(errors) or 'none'}",
-        f"    receive_json() was called with: {contents} (the JSON one only)",
+        f"    receive_json() was called with: {contents}",
         f"    disconnect() calls for that connection: {disconnects or 'none'}",
     )
     return _settle(name, title, lines, verdicts, {"good": good, "bad": bad, "errors": errors})
@@ -763,6 +763,7 @@ async def _missing_group_handler(name: str, title: str) -> Evidence:
     from channels.layers import get_channel_layer
 
     members: list[str] = []
+    disconnects: list[int] = []
 
     class Typo(AsyncWebsocketConsumer):
         group = "evidence-typo"
@@ -773,6 +774,7 @@ async def _missing_group_handler(name: str, title: str) -> Evidence:
             await self.accept()
 
         async def disconnect(self, code: int) -> None:
+            disconnects.append(code)
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
         async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -801,7 +803,7 @@ async def _missing_group_handler(name: str, title: str) -> Evidence:
         f"ada (sender) heard {ada_heard} -> {ada_end}",
         f"bob (did nothing) heard {bob_heard} -> {bob_end}",
         f"server errors: {'; '.join(dict.fromkeys(errors)) or 'none'} (x{len(no_handler)})",
-        f"mailboxes still listed in the group afterwards (disconnect() never ran): {len(left)}",
+        f"disconnect() calls: {disconnects or 'none'}; mailboxes still listed in the group afterwards: {len(left)}",
     )
     return _settle(name, title, lines, verdicts)
 
