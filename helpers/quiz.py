@@ -17,8 +17,9 @@ question whose experiment was run before the question was over no longer counts 
 points still count, and the results say how many questions it happened to).
 
 Keyboard use: every control is a button. Tab / Shift+Tab move between the answer letters (A, B, C, ...) and
-the buttons; Space or Enter presses the focused one (a letter stays pressed until pressed again). After Start,
-Submit, Next and a time-out the focus moves to where the next step is: the first letter, or the Next button.
+the buttons; Space or Enter presses the focused one (a letter stays pressed until pressed again or, in a
+one-answer question, until another letter is pressed). After Start, Submit, Next and a time-out the focus moves
+to where the next step is: the first letter, or the Next button.
 """
 
 from __future__ import annotations
