@@ -202,7 +202,7 @@ def load(key: str, kind: str = "solutions") -> tuple[Any, ...]:
 def load_file(key: str, file: Path) -> tuple[Any, ...]:
     """Import any file written for challenge `key` (a starter, a solution, a known-wrong solution): its targets."""
     spec_ = _challenge(key)
-    _django()  # consumer files import Channels, which needs configured settings
+    django_env.ensure()  # consumer files import Channels, which needs configured settings
     module_name = f"challenge_{file.parent.name}_{file.stem}"
     spec = importlib.util.spec_from_file_location(module_name, file)
     assert spec is not None and spec.loader is not None
@@ -221,13 +221,6 @@ def wrong_solutions(key: str) -> list[Path]:
 
 # --------------------------------------------------------------------------------------------------
 # shared pieces
-
-
-def _django() -> None:
-    try:
-        django_env.current()
-    except django_env.DjangoEnvError:
-        django_env.setup()
 
 
 def _consumer_app(target: Any, key: str) -> Any:
@@ -281,7 +274,7 @@ async def _connect(url: str, **options: Any) -> ClientConnection | None:
 
 @challenge(1, "Accept and echo JSON", ["EchoJson"], starter_fails=[2])
 async def _echo_json(report: Report, target: Any) -> None:
-    _django()
+    django_env.ensure()
     with _serve(_consumer_app(target, "echo-json"), "echo-json") as server:
         url = server.ws_url("/")
         one = await attempt(url, send=['{"n": 1}'], receive=1, timeout=0.5)
@@ -318,7 +311,7 @@ async def _echo_json(report: Report, target: Any) -> None:
 
 @challenge(2, "Reject anonymous users with a readable reason", ["MembersOnly"], starter_fails=[2])
 async def _reject_anonymous(report: Report, target: Any) -> None:
-    _django()
+    django_env.ensure()
     from channels.auth import AuthMiddlewareStack
 
     members = {name: await asyncio.to_thread(django_env.login_headers, name) for name in MEMBERS}
@@ -374,7 +367,7 @@ async def _reject_anonymous(report: Report, target: Any) -> None:
 
 @challenge(3, "Fix the missing awaits", ["Greeter"], starter_fails=[1, 4])
 async def _missing_awaits(report: Report, target: Any) -> None:
-    _django()
+    django_env.ensure()
     with recording_warnings() as caught, _serve(_consumer_app(target, "missing-awaits"), "missing-awaits") as server:
         outcome = await attempt(server.ws_url("/"), send=["hello"], receive=2, open_timeout=1, timeout=0.5)
     never_awaited = sorted({str(w.message) for w in caught if "was never awaited" in str(w.message)})
@@ -406,7 +399,7 @@ async def _missing_awaits(report: Report, target: Any) -> None:
 
 @challenge(4, "Group chat with the right handler", ["RoomChat"], starter_fails=[2, 4])
 async def _group_chat(report: Report, target: Any) -> None:
-    _django()
+    django_env.ensure()
     from channels.layers import get_channel_layer
 
     group = getattr(target, "group", None)
@@ -607,10 +600,11 @@ async def _broadcast_while_the_set_changes(
             if counts["bob"][0] > before:
                 break
             await asyncio.sleep(0.02)
-        alive = alice.close_code is None and counts["bob"][0] > before
         if alice.close_code is not None:
             return False, f"alice's connection was closed ({alice.close_code}): her broadcast raised"
-        return alive, "" if alive else "alice is connected, but her next message reached nobody: her handler died"
+        if counts["bob"][0] == before:
+            return False, "alice is connected, but her next message reached nobody: her handler died"
+        return True, ""
     finally:
         for task in readers:
             task.cancel()
@@ -728,7 +722,7 @@ async def _slow_client(report: Report, app: Any) -> None:
 
 @challenge(7, "No blocking calls in a consumer", ["Lookup"], starter_fails=[2])
 async def _blocking_call(report: Report, target: Any) -> None:
-    _django()
+    django_env.ensure()
     with _serve(_consumer_app(target, "blocking-call"), "blocking-call") as server:
         url = server.ws_url("/")
         started = time.perf_counter()

@@ -139,6 +139,11 @@ def current() -> DjangoEnv:
     return _current
 
 
+def ensure() -> DjangoEnv:
+    """The current environment, or a default one (`setup()`) if none exists yet; an earlier set-up is kept."""
+    return _current if _current is not None else setup()
+
+
 def _login_cookie(username: str, password: str | None) -> str:
     from django.contrib.auth import get_user_model
     from django.test import Client

@@ -25,10 +25,10 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
+from helpers import django_env
 from helpers.clients import attempt, collect, connect
 from helpers.evidence.core import Evidence, experiment, from_verdicts
 from helpers.evidence.shared import (
-    ensure_django,
     handshake_kind,
     listen,
     recording_warnings,
@@ -100,7 +100,7 @@ GREETINGS = {
 
 @experiment("four connect() bodies that try to greet the client with 'hi', one per path")
 async def _accept_opens(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.routing import URLRouter
     from django.urls import path
@@ -138,7 +138,7 @@ async def _accept_opens(name: str, title: str) -> Evidence:
 
 @experiment("after accept, the consumer closes with 4003 'room is full'; a websockets client and a raw one")
 async def _close_after_accept(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncWebsocketConsumer
 
     codes: list[int] = []
@@ -193,7 +193,7 @@ async def _close_after_accept(name: str, title: str) -> Evidence:
 
 @experiment("a client's TCP connection is cut without a close frame: before accept, and after it")
 async def _vanishing_client(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncWebsocketConsumer
 
     codes: dict[str, list[int]] = {"/undecided/": [], "/open/": []}
@@ -243,7 +243,7 @@ SUBPROTOCOL_CLIENTS = {
 
 @experiment("a consumer that knows only chat.v1 picks from scope['subprotocols']; three clients")
 async def _subprotocol_choice(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.routing import URLRouter
     from django.urls import path
@@ -283,7 +283,7 @@ async def _subprotocol_choice(name: str, title: str) -> Evidence:
 
 @experiment("a client without a session cookie, consumer wrapped in AuthMiddlewareStack")
 async def _anonymous_user(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.auth import AuthMiddlewareStack
     from channels.generic.websocket import AsyncWebsocketConsumer
     from django.contrib.auth.models import AnonymousUser
@@ -329,7 +329,7 @@ async def _anonymous_user(name: str, title: str) -> Evidence:
 
 @experiment("scope['user'] read before accept, after accept, and scope['path'] read first: no AuthMiddlewareStack")
 async def _user_without_middleware(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.routing import URLRouter
     from django.urls import path
@@ -384,7 +384,7 @@ async def _user_without_middleware(name: str, title: str) -> Evidence:
 
 @experiment("Refuser closes before accepting; Silent returns from connect() without accepting or closing")
 async def _refuse_vs_silence(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.routing import URLRouter
     from django.urls import path
@@ -420,7 +420,7 @@ WHICH_403 = {
 
 @experiment("four consumers, one Python client each (no Origin header, no cookie)")
 async def _which_403(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.routing import URLRouter
     from channels.security.websocket import AllowedHostsOriginValidator
@@ -476,7 +476,7 @@ SEND_VARIANTS = {
 
 @experiment("four consumers try to send a dict as one JSON text frame, each on its own path")
 async def _json_send(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer, JsonWebsocketConsumer
     from channels.routing import URLRouter
     from django.urls import path
@@ -523,7 +523,7 @@ async def _json_send(name: str, title: str) -> Evidence:
 
 @experiment("an AsyncJsonWebsocketConsumer is sent a JSON text, then a text that is not JSON")
 async def _non_json(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
     contents: list[Any] = []
@@ -570,7 +570,7 @@ async def _non_json(name: str, title: str) -> Evidence:
 
 @experiment("connect() calls self.accept() without await; the client allows 0.5 s for the handshake")
 async def _missing_await_accept(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncWebsocketConsumer
 
     class ForgetsAwait(AsyncWebsocketConsumer):
@@ -654,7 +654,7 @@ async def _warnings_as_errors(name: str, title: str) -> Evidence:
 
 @experiment("ada sends 'hello' to a room with bob; each consumer's chat_message() names itself; cy joins later")
 async def _channel_layer_role(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncWebsocketConsumer
 
     class Room(AsyncWebsocketConsumer):
@@ -704,7 +704,7 @@ ORDER_LINES = 3
 
 @experiment("ada, bob and cy in one room take turns sending 3 numbered lines each")
 async def _group_order(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncWebsocketConsumer
 
     class Room(AsyncWebsocketConsumer):
@@ -758,7 +758,7 @@ async def _group_order(name: str, title: str) -> Evidence:
 
 @experiment("group_send of type 'chat.message' to consumers whose handler is named chat_msg")
 async def _missing_group_handler(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.layers import get_channel_layer
 
@@ -822,7 +822,7 @@ def _bucket(seconds: float) -> str:
 
 @experiment("client A's message makes its consumer wait 0.6 s; client B sends 'ping' meanwhile")
 async def _blocking_call(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.generic.websocket import AsyncWebsocketConsumer
 
     class Worker(AsyncWebsocketConsumer):
@@ -879,7 +879,7 @@ async def _blocking_call(name: str, title: str) -> Evidence:
 
 @experiment("a sync consumer sleeps 0.6 s in receive(); two async consumers on the same server echo meanwhile")
 async def _sync_thread_queue(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.consumer import get_handler_name
     from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
     from channels.routing import URLRouter
@@ -957,7 +957,7 @@ async def _sync_thread_queue(name: str, title: str) -> Evidence:
 
 @experiment("an async consumer that counts users with the ORM: directly, with DJANGO_ALLOW_ASYNC_UNSAFE, wrapped")
 async def _sync_orm(name: str, title: str) -> Evidence:
-    ensure_django()
+    django_env.ensure()
     from channels.db import database_sync_to_async
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.routing import URLRouter

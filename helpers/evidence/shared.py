@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from helpers import django_env
 from helpers.clients import Outcome
 from helpers.servers import ThreadServer
 
@@ -36,14 +35,6 @@ def warning_lines(caught: list[warnings.WarningMessage], category: type[Warning]
 
 def server_errors(server: ThreadServer) -> str:
     return "; ".join(dict.fromkeys(server.errors)) or "none"
-
-
-def ensure_django() -> None:
-    """Configure Django once (any channel layer set up earlier in this process is kept)."""
-    try:
-        django_env.current()
-    except django_env.DjangoEnvError:
-        django_env.setup()
 
 
 async def listen(ws: ClientConnection, quiet: float = 0.3, limit: int = 100) -> tuple[list[str | bytes], str]:
