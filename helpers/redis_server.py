@@ -9,6 +9,7 @@ never touching a system Redis) and stops it when the interpreter exits. Without 
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -18,8 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from helpers.usage import check_positive
 
@@ -52,12 +55,27 @@ def ping(host: str, port: int, timeout: float = 1.0) -> bool:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: have the kernel send SIGTERM to redis-server if this (parent) process dies."""
+    """Linux: have the kernel send SIGTERM to redis-server if this (parent) process dies.
+
+    The kernel ties this to the *thread* that forked, so the child must be started by a thread that lives as
+    long as the process (`_spawn`), never by a short-lived worker (an evidence run, a quiz's Show me).
+    """
     if sys.platform.startswith("linux"):
         import ctypes
 
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+_spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-spawner")
+_spawner.submit(int).result()  # start its thread now, at import, so it is there before anything counts threads
+
+
+def _spawn(command: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start redis-server from the one lasting spawner thread, whatever thread asks (see `_die_with_parent`)."""
+    return _spawner.submit(
+        subprocess.Popen, command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+    ).result()
 
 
 @dataclass
@@ -125,7 +143,7 @@ def start_redis(ready_timeout: float = READY_TIMEOUT) -> RedisServer:
             "--loglevel", "warning",
         ]  # fmt: skip
         log = open(folder / "redis.log", "wb")  # noqa: SIM115 - handed to the child, closed below
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        process = _spawn(command, log)
         log.close()
         server = RedisServer(port, process, folder)
         deadline = time.monotonic() + ready_timeout
@@ -151,6 +169,17 @@ def redis_url() -> str:
         _shared = start_redis()
         atexit.register(_shared.stop)
     return _shared.url
+
+
+@contextlib.contextmanager
+def private_redis_url() -> Iterator[str]:
+    """For code that must leave nothing behind (an experiment, a test): REDIS_URL if set, else the URL of a
+    redis-server started for this block and stopped when it ends."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    with start_redis() as server:
+        yield server.url
 
 
 def available() -> bool:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -109,3 +110,17 @@ def test_redis_server_dies_with_its_parent(redis_binary: str) -> None:
             parent.wait()
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+def test_a_server_started_from_a_short_lived_thread_outlives_it(redis_binary: str) -> None:
+    """A redis-server started by a worker thread that then ends (a quiz's Show me) keeps answering until stop()."""
+    started: list[redis_server.RedisServer] = []
+    worker = threading.Thread(target=lambda: started.append(redis_server.start_redis()))
+    worker.start()
+    worker.join(30)
+    server = started[0]
+    try:
+        time.sleep(0.3)  # a SIGTERM tied to the ended thread would have arrived by now
+        assert server.running and redis_server.ping("127.0.0.1", server.port)
+    finally:
+        server.stop()
