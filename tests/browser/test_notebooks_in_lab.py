@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -73,11 +73,19 @@ def save(page: Any, path: Path) -> dict[str, Any]:
     assert dialogs.count() == 0, f"JupyterLab shows a dialog: {dialogs.first.inner_text()!r}"
     page.locator(".lm-MenuBar-itemLabel", has_text="File").first.click()
     page.locator(".lm-Menu-itemLabel").get_by_text("Save Notebook", exact=True).click()
+    # jupyter_server writes in place: it truncates the file (the mtime changes at once), writes, then removes
+    # its backup copy `.~<name>`. Read only once the backup is gone and the text parses, or a read can see
+    # a half-written (even empty) file.
+    backup = path.with_name(".~" + path.name)
     deadline = time.monotonic() + 20
-    while path.stat().st_mtime_ns == before and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if path.stat().st_mtime_ns != before and not backup.exists():
+            try:
+                return cast(dict[str, Any], json.loads(path.read_text()))
+            except json.JSONDecodeError:
+                pass  # caught between the truncate and the last write; the next look sees it whole
         time.sleep(0.1)
-    assert path.stat().st_mtime_ns != before, "JupyterLab did not save the notebook"
-    return json.loads(path.read_text())
+    raise AssertionError("JupyterLab did not finish saving the notebook within 20 s")
 
 
 def unexpected_errors(notebook: dict[str, Any]) -> list[str]:
