@@ -16,8 +16,7 @@ export IPYTHONDIR := $(CURDIR)/.jupyter-local/ipython
 export MPLCONFIGDIR := $(CURDIR)/.jupyter-local/matplotlib
 export PYTHONDONTWRITEBYTECODE := 1
 
-NBVAL := $(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env \
-	--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=60 -o filterwarnings=default
+STAGES := $(BIN)/python tools/test_stages.py
 
 .PHONY: setup lab test lint unit browser notebooks-test notebooks nav bench lock clean
 
@@ -35,22 +34,23 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 lab: setup
 	$(BIN)/python tools/lab.py
 
-test: setup lint unit notebooks-test browser
+# The stages' commands live in tools/test_stages.py; `make test` ends with one timing line per stage.
+test: setup
+	$(STAGES)
 
 lint: setup
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/python tools/notebooks.py nav --check
+	$(STAGES) lint
 
 unit: setup
-	$(BIN)/pytest tests --ignore=tests/browser
+	$(STAGES) unit
+
+# Strict nbval over every notebook, then a second run of each in the same kernel.
+notebooks-test: setup
+	$(STAGES) notebooks
 
 # Every notebook in real JupyterLab + Chromium (skipped without chromium, except in CI).
 browser: setup
-	$(BIN)/pytest tests/browser
-
-notebooks-test: setup
-	$(NBVAL) notebooks
+	$(STAGES) browser
 
 # Re-execute notebooks in place and store fresh outputs (NB=01_handshake_and_accept.ipynb for one).
 notebooks: setup

@@ -1,0 +1,126 @@
+"""Run the test suite's stages in order and end with one timing line per stage (what `make test` runs).
+
+    python tools/test_stages.py                  # lint, unit, notebooks, browser
+    python tools/test_stages.py unit notebooks   # only these, in this order
+
+Each stage is one or more commands; a stage fails when one of its commands does, and the run stops there
+(the stages after it are reported as not run). The tests that wait (servers, kernels, JupyterLab) run
+concurrently with pytest-xdist: on a 2-core machine most of their time is waiting, not CPU.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+PYTEST = [PYTHON, "-m", "pytest"]
+
+# Workers per pytest stage: each waits most of the time, so more workers than cores pay off, up to the
+# point where the CPU is busy and the notebooks' own timing checks would only get noisier.
+UNIT_WORKERS = 4
+NOTEBOOK_WORKERS = 3
+BROWSER_WORKERS = 3
+
+NBVAL = [
+    "-p",
+    "tests.nbval_second_run",
+    "--nbval",
+    "--nbval-current-env",
+    "--nbval-sanitize-with",
+    "tests/nbval_sanitize.cfg",
+    "--nbval-cell-timeout=60",
+    "-o",
+    "filterwarnings=default",
+]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    about: str
+    commands: tuple[tuple[str, ...], ...]
+
+
+STAGES = {
+    stage.name: stage
+    for stage in (
+        Stage(
+            "lint",
+            "ruff check, ruff format and the generated navigation",
+            (
+                (PYTHON, "-m", "ruff", "check", "."),
+                (PYTHON, "-m", "ruff", "format", "--check", "."),
+                (PYTHON, "tools/notebooks.py", "nav", "--check"),
+            ),
+        ),
+        Stage(
+            "unit",
+            "unit tests of the helpers, quizzes, challenges and tools",
+            ((*PYTEST, "tests", "--ignore=tests/browser", "-n", str(UNIT_WORKERS)),),
+        ),
+        Stage(
+            "notebooks",
+            "strict nbval over every notebook, then a second run of each in the same kernel",
+            ((*PYTEST, *NBVAL, "-n", str(NOTEBOOK_WORKERS), "--dist", "loadfile", "notebooks"),),
+        ),
+        Stage(
+            "browser",
+            "every notebook and widget in real JupyterLab and Chromium",
+            ((*PYTEST, "tests/browser", "-n", str(BROWSER_WORKERS)),),
+        ),
+    )
+}
+
+
+@dataclass
+class Outcome:
+    stage: Stage
+    result: str = "not run"
+    seconds: float = 0.0
+
+
+def run_stage(stage: Stage) -> Outcome:
+    """Run a stage's commands in order from the repository root; stop at the first that fails."""
+    outcome = Outcome(stage, "passed")
+    began = time.monotonic()
+    for command in stage.commands:
+        print(f"\n== {stage.name}: {' '.join(command[1:] if command[0] == PYTHON else command)}", flush=True)
+        if subprocess.run(command, cwd=ROOT).returncode != 0:
+            outcome.result = "FAILED"
+            break
+    outcome.seconds = time.monotonic() - began
+    return outcome
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """One line per stage (name, seconds, result, what it checks) and the total."""
+    lines = [f"{'stage':<10} {'seconds':>8}  result   checks"]
+    for o in outcomes:
+        seconds = f"{o.seconds:8.1f}" if o.result != "not run" else f"{'-':>8}"
+        lines.append(f"{o.stage.name:<10} {seconds}  {o.result:<8} {o.stage.about}")
+    lines.append(f"{'total':<10} {sum(o.seconds for o in outcomes):8.1f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(STAGES)
+    unknown = [name for name in names if name not in STAGES]
+    if unknown:
+        print(f"unknown stage {', '.join(unknown)}: choose from {', '.join(STAGES)}", file=sys.stderr)
+        return 2
+    outcomes = [Outcome(STAGES[name]) for name in names]
+    for index, outcome in enumerate(outcomes):
+        outcomes[index] = run_stage(outcome.stage)
+        if outcomes[index].result != "passed":
+            break
+    print("\n" + summary(outcomes), flush=True)
+    return 0 if all(o.result == "passed" for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
