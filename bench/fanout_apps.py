@@ -19,7 +19,9 @@ Strategies, as `serve_process()` import strings (with `app_dir` = this directory
 - `fanout_apps:sequential`: `for ws in clients: await ws.send_text(message)`;
 - `fanout_apps:gather`: `await asyncio.gather(*(ws.send_text(message) for ws in clients))` per message;
 - `fanout_apps:queue_disconnect` / `fanout_apps:queue_drop_oldest`: `helpers.fanout.FanOut`, a bounded
-  queue and a writer task per client, with policy "disconnect" (close 1013) or "drop-oldest".
+  queue and a writer task per client, with policy "disconnect" (close 1013) or "drop-oldest";
+  `publish()` writes to a client whose writer is idle itself, and only a send that has to wait goes to
+  the writer task.
   `FANOUT_MAX_QUEUE` (default 32) sets the queue limit. An evicted client's close frame waits behind the
   backlog already in its socket, so it arrives once the client reads that far.
 

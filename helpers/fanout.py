@@ -16,6 +16,15 @@ waiting to send, asyncio's transport buffer (its 64 KiB high-water mark plus the
 kernel's send buffer for the socket (on Linux up to the maximum in net.ipv4.tcp_wmem, 4 MiB by default),
 which last until the connection ends. An eviction frees the queue at once, not those buffers.
 
+`publish()` does the cheap writes itself. Under uvicorn 0.54 (websockets-sansio) a send to a connection
+that can take more completes without suspending: its only `await`, for the connection to be writable,
+returns at once. So for a client whose writer is idle (nothing queued, no send in flight) `publish()` starts
+the send and runs it; if it completes, the message is written and no task or queue took part. If it
+suspends (the transport buffer is past its high-water mark), the suspended send is handed to that client's
+writer task, which finishes it and then sends everything queued meanwhile, all of it in one wake-up; until
+the writer is idle again, new messages for that client go into its queue and the policy applies. Either
+way `publish()` itself never waits.
+
     hub = FanOut(max_queue=100)
 
     async def chat(websocket: WebSocket) -> None:
@@ -31,19 +40,21 @@ keeps it, while the hub's loop-bound parts, each client's queue and writer task,
 on the loop serving that connection and go away with the connection (lesson 08 shows the hub and a Lock
 across a restart, lesson 05 a Queue). Create the hub once per app (at module level or in `lifespan`, which
 gives every server start a fresh one) and `await hub.aclose()` at shutdown to stop the writer tasks.
-`publish()` must run on the server's loop (it uses `asyncio.Queue`s and may start an eviction task, neither
-thread-safe): from another thread or a notebook cell, hop over, e.g.
+`publish()` must run on the server's loop (it writes to the connections, wakes writer tasks and may start an
+eviction task, none of it thread-safe): from another thread or a notebook cell, hop over, e.g.
 `await helpers.loops.await_on(server.loop, coro)` with a coroutine that calls `hub.publish()`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+import types
+from collections.abc import AsyncIterator, Coroutine, Generator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from starlette.websockets import WebSocket
 
@@ -53,9 +64,87 @@ Policy = Literal["disconnect", "drop-oldest"]
 POLICIES: tuple[Policy, ...] = ("disconnect", "drop-oldest")
 TRY_AGAIN_LATER = 1013
 
+T = TypeVar("T")
+Send = Coroutine[Any, Any, None]
+
 
 class FanOutError(RuntimeError):
     """FanOut used in a way that cannot work; the message says what to do."""
+
+
+@types.coroutine
+def finish_started(coro: Coroutine[Any, Any, T], pending: Any) -> Generator[Any, Any, T]:
+    """Await `coro`, which was already started elsewhere and is suspended on `pending` (what its step yielded).
+
+    Python 3.11's stand-in for 3.12's eager tasks: `publish()` runs a send's first step itself, and only a send
+    that suspends needs a task to finish it. The task awaits this generator, which yields `pending` to it just
+    as the coroutine would have, then forwards every resumption, value or exception (cancellation included), to
+    the coroutine until it returns. Abandoned (closed) before that, it closes the coroutine.
+    """
+    try:
+        while True:
+            try:
+                value = yield pending
+            except GeneratorExit:
+                raise
+            except BaseException as exc:  # CancelledError from the task, for one: the coroutine decides
+                pending = coro.throw(exc)
+            else:
+                pending = coro.send(value)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        coro.close()  # a no-op once it has returned or raised
+
+
+class SendQueue(collections.deque[str | bytes]):
+    """One client's bounded queue of messages for its writer task, and the writer's wake-up call.
+
+    A deque rather than an `asyncio.Queue`: the writer must also be woken for a send that `publish()` started
+    and handed over, which is not a queued message, and `publish()` asks every client's queue whether it is
+    empty, which a deque answers (`not queue`) without a call into Python code. Add messages with
+    `put_nowait()`, which wakes the writer; the method names are `asyncio.Queue`'s.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+        self._waiter: asyncio.Future[None] | None = None
+
+    def qsize(self) -> int:
+        return len(self)
+
+    def empty(self) -> bool:
+        return not self
+
+    def full(self) -> bool:
+        return len(self) >= self.maxsize
+
+    def put_nowait(self, message: str | bytes) -> None:
+        """Queue `message` behind the others and wake the writer; asyncio.QueueFull if the queue is full."""
+        if self.full():
+            raise asyncio.QueueFull
+        self.append(message)
+        self.wake()
+
+    def get_nowait(self) -> str | bytes:
+        """The oldest queued message; asyncio.QueueEmpty if there is none."""
+        if not self:
+            raise asyncio.QueueEmpty
+        return self.popleft()
+
+    def wake(self) -> None:
+        """End the writer's `sleep()`, if it is in one."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def sleep(self) -> None:
+        """Wait for the next `wake()` (the writer calls this only when it has nothing to do)."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
 
 @dataclass
@@ -64,25 +153,39 @@ class Member:
 
     name: str
     websocket: WebSocket
-    queue: asyncio.Queue[str | bytes]
+    queue: SendQueue
     writer: asyncio.Task[None] | None = None
     sent: int = 0
     dropped: int = 0
     evicted: bool = False
     error: str | None = None
+    # A send publish() started that has to wait for the connection, until the writer task takes it over.
+    handoff: tuple[Send, Any] | None = field(default=None, repr=False)
+    # The writer has a send in flight or messages to send: a new message must queue behind them, in order.
+    busy: bool = field(default=False, repr=False)
 
     @property
     def queued(self) -> int:
-        return self.queue.qsize()
+        return len(self.queue)
 
 
 @dataclass
 class PublishReport:
-    """What one publish() did: how many clients got it queued, lost an old message, or were evicted."""
+    """What one publish() did: how many clients got it written at once or queued, lost an old one, or were evicted.
 
+    `queued` counts the clients whose writer task has it: in the queue, or as a send that waits for the connection.
+    """
+
+    written: int = 0
     queued: int = 0
     dropped_oldest: int = 0
     evicted: list[str] = field(default_factory=list)
+
+
+def _send(websocket: WebSocket, message: str | bytes) -> Send:
+    if isinstance(message, str):
+        return websocket.send_text(message)
+    return websocket.send_bytes(message)
 
 
 class FanOut:
@@ -119,7 +222,7 @@ class FanOut:
         """Add an accepted WebSocket and start its writer task on the running loop."""
         if websocket in self.members:
             raise FanOutError("this WebSocket is already registered; register each connection once")
-        member = Member(name or f"client-{next(self._names)}", websocket, asyncio.Queue(self.max_queue))
+        member = Member(name or f"client-{next(self._names)}", websocket, SendQueue(self.max_queue))
         member.writer = asyncio.get_running_loop().create_task(self._write(member), name=f"fanout-{member.name}")
         self.members[websocket] = member
         return member
@@ -127,10 +230,11 @@ class FanOut:
     async def unregister(self, websocket: WebSocket) -> None:
         """Remove a WebSocket and stop its writer; does nothing if it is already gone."""
         member = self.members.pop(websocket, None)
-        if member is not None and member.writer is not None and member.writer is not asyncio.current_task():
-            member.writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await member.writer
+        if member is not None and member.writer is not asyncio.current_task():
+            self._stop_writer(member)
+            if member.writer is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await member.writer
 
     @contextlib.asynccontextmanager
     async def connected(self, websocket: WebSocket, name: str | None = None) -> AsyncIterator[Member]:
@@ -142,39 +246,85 @@ class FanOut:
             await self.unregister(websocket)
 
     def publish(self, message: str | bytes) -> PublishReport:
-        """Queue `message` for every client without waiting; apply the policy to clients whose queue is full."""
+        """Send `message` to every client without waiting: written at once where it can be, queued elsewhere.
+
+        A client whose writer is idle gets it written by this call (a send that completes without suspending);
+        a send that would wait goes to that client's writer task, and while the writer is busy, messages go into
+        its queue; when that is full, the policy applies.
+        """
         if not isinstance(message, str | bytes):
             raise TypeError(
                 f"publish() takes str or bytes, not {type(message).__name__}; "
                 "encode it first, e.g. publish(json.dumps(data))"
             )
         report = PublishReport()
-        for member in list(self.members.values()):
-            if not member.queue.full():
-                member.queue.put_nowait(message)
-                report.queued += 1
-            elif self.policy == "drop-oldest":
-                member.queue.get_nowait()
-                member.dropped += 1
-                member.queue.put_nowait(message)
-                report.queued += 1
-                report.dropped_oldest += 1
+        for member in list(self.members.values()):  # a copy: an eviction or a failed send removes members
+            if member.busy or member.queue:  # its writer is at work: the message waits its turn, in order
+                self._enqueue(member, message, report)
+                continue
+            # The writer is idle: send from here, and hand the send to the writer only if it has to wait.
+            websocket = member.websocket
+            send = websocket.send_text(message) if isinstance(message, str) else websocket.send_bytes(message)
+            try:
+                pending = send.send(None)
+            except StopIteration:  # done without suspending: the frame is written, and no task took part
+                member.sent += 1
+                report.written += 1
+            except Exception as exc:  # the client went away: it leaves, the others carry on
+                self._drop(member, exc)
             else:
-                self._evict(member)
-                report.evicted.append(member.name)
+                self._hand_over(member, send, pending)
+                report.queued += 1
         return report
+
+    def _enqueue(self, member: Member, message: str | bytes, report: PublishReport) -> None:
+        """Queue `message` behind the client's writer, applying the policy if its queue is full."""
+        if not member.queue.full():
+            member.queue.put_nowait(message)
+            report.queued += 1
+        elif self.policy == "drop-oldest":
+            member.queue.get_nowait()
+            member.dropped += 1
+            member.queue.put_nowait(message)
+            report.queued += 1
+            report.dropped_oldest += 1
+        else:
+            self._evict(member)
+            report.evicted.append(member.name)
+
+    def _hand_over(self, member: Member, send: Send, pending: Any) -> None:
+        """Give a started send that has to wait to the client's writer task, which finishes it.
+
+        Under uvicorn 0.54 (websockets-sansio) a send suspends only while the connection is not writable (its
+        transport buffer is past the high-water mark), before it writes anything.
+        """
+        member.handoff = (send, pending)
+        member.busy = True
+        member.queue.wake()
 
     def _evict(self, member: Member) -> None:
         member.evicted = True
         self.members.pop(member.websocket, None)
         self.evicted.append(member.name)
-        if member.writer is not None:
-            member.writer.cancel()
-        while not member.queue.empty():  # free the backlog now, not when the endpoint returns
-            member.queue.get_nowait()
+        self._stop_writer(member)
+        member.queue.clear()  # free the backlog now, not when the endpoint returns
         task = asyncio.get_running_loop().create_task(self._close(member))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+    def _drop(self, member: Member, exc: Exception) -> None:
+        member.error = f"{type(exc).__name__}: {exc}"
+        self.members.pop(member.websocket, None)
+        if member.writer is not asyncio.current_task():
+            self._stop_writer(member)
+        member.queue.clear()  # nobody will send these now
+
+    def _stop_writer(self, member: Member) -> None:
+        if member.writer is not None:
+            member.writer.cancel()
+        if member.handoff is not None:  # started, never taken over: nothing will finish it now
+            member.handoff[0].close()
+            member.handoff = None
 
     async def _close(self, member: Member) -> None:
         # close() waits until the transport can take the close frame, which for a client that never reads
@@ -187,17 +337,23 @@ class FanOut:
     async def _write(self, member: Member) -> None:
         try:
             while True:
-                message = await member.queue.get()
-                if isinstance(message, bytes):
-                    await member.websocket.send_bytes(message)
-                else:
-                    await member.websocket.send_text(message)
-                member.sent += 1
+                if member.handoff is None and not member.queue:
+                    member.busy = False  # publish() may write to this client itself again
+                    await member.queue.sleep()
+                    continue
+                member.busy = True
+                if member.handoff is not None:
+                    send, pending = member.handoff
+                    member.handoff = None
+                    await finish_started(send, pending)
+                    member.sent += 1
+                while member.queue:  # everything queued meanwhile, in one wake-up of this task
+                    await _send(member.websocket, member.queue.get_nowait())
+                    member.sent += 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the client went away mid-send: it leaves, the others carry on
-            member.error = f"{type(exc).__name__}: {exc}"
-            self.members.pop(member.websocket, None)
+            self._drop(member, exc)
 
     async def aclose(self) -> None:
         """Stop every writer task and every pending eviction close (for a lifespan shutdown)."""
