@@ -567,18 +567,19 @@ def throughput_verdicts(table: dict[str, Result]) -> list[tuple[bool | None, str
     for name in FANOUT_STRATEGIES:
         result = table[name]
         cpu, rate = result.median("cpu_us_per_msg"), result.median("msgs_per_s")
+        cpu_ratio, rate_ratio = _ratio(cpu, seq_cpu), _ratio(rate, anchor)
         got = "" if result.complete else f"; healthy clients: {result.healthy_summary()}"
         lines.append(
             (
-                result.complete and cpu <= CPU_TARGET * seq_cpu,
-                f"{name} uses {cpu / seq_cpu:.2f}x sequential's server CPU per message on {label} "
+                result.complete and cpu_ratio <= CPU_TARGET,
+                f"{name} uses {cpu_ratio:.2f}x sequential's server CPU per message on {label} "
                 f"({cpu:.1f} vs {seq_cpu:.1f} us; target <= {CPU_TARGET:g}x){got}",
             )
         )
         lines.append(
             (
-                result.complete and rate >= ANCHOR_TARGET * anchor,
-                f"{name} delivers {rate / anchor:.2f}x the msg/s of websockets.broadcast on {label} "
+                result.complete and rate_ratio >= ANCHOR_TARGET,
+                f"{name} delivers {rate_ratio:.2f}x the msg/s of websockets.broadcast on {label} "
                 f"({rate:,.0f} vs {anchor:,.0f}; target >= {ANCHOR_TARGET:g}x){got}",
             )
         )
@@ -593,6 +594,11 @@ def throughput_verdicts(table: dict[str, Result]) -> list[tuple[bool | None, str
         )
     )
     return lines
+
+
+def _ratio(value: float, reference: float) -> float:
+    """value / reference, or nan when the reference is not a positive number (e.g. too few CPU ticks to measure)."""
+    return value / reference if reference > 0 else math.nan
 
 
 def slow_client_verdicts(name: str, with_slow: Result, without: Result, window: float) -> list[tuple[bool | None, str]]:
