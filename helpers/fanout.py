@@ -66,6 +66,7 @@ TRY_AGAIN_LATER = 1013
 
 T = TypeVar("T")
 Send = Coroutine[Any, Any, None]
+_RETURNED = object()  # what next() gives back for a coroutine that returned instead of suspending
 
 
 class FanOutError(RuntimeError):
@@ -258,23 +259,28 @@ class FanOut:
                 "encode it first, e.g. publish(json.dumps(data))"
             )
         report = PublishReport()
+        written = 0
         for member in list(self.members.values()):  # a copy: an eviction or a failed send removes members
             if member.busy or member.queue:  # its writer is at work: the message waits its turn, in order
                 self._enqueue(member, message, report)
                 continue
-            # The writer is idle: send from here, and hand the send to the writer only if it has to wait.
+            # The writer is idle: run the send from here, and hand it to the writer only if it has to wait.
             websocket = member.websocket
             send = websocket.send_text(message) if isinstance(message, str) else websocket.send_bytes(message)
             try:
-                pending = send.send(None)
-            except StopIteration:  # done without suspending: the frame is written, and no task took part
-                member.sent += 1
-                report.written += 1
+                # One step of the coroutine. next() with a default tells that it returned without raising the
+                # StopIteration that send.send(None) would: measurably cheaper, per client and message.
+                pending = next(send.__await__(), _RETURNED)
             except Exception as exc:  # the client went away: it leaves, the others carry on
                 self._drop(member, exc)
+                continue
+            if pending is _RETURNED:  # done without suspending: the frame is written, and no task took part
+                member.sent += 1
+                written += 1
             else:
                 self._hand_over(member, send, pending)
                 report.queued += 1
+        report.written = written
         return report
 
     def _enqueue(self, member: Member, message: str | bytes, report: PublishReport) -> None:
