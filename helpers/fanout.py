@@ -184,9 +184,9 @@ class PublishReport:
 
 
 def _send(websocket: WebSocket, message: str | bytes) -> Send:
-    if isinstance(message, str):
-        return websocket.send_text(message)
-    return websocket.send_bytes(message)
+    """`websocket.send_text(message)` or `send_bytes(message)`, minus their own coroutine: the ASGI message."""
+    key = "text" if isinstance(message, str) else "bytes"
+    return websocket.send({"type": "websocket.send", key: message})
 
 
 class FanOut:
@@ -260,13 +260,14 @@ class FanOut:
             )
         report = PublishReport()
         written = 0
+        key = "text" if isinstance(message, str) else "bytes"
         for member in list(self.members.values()):  # a copy: an eviction or a failed send removes members
             if member.busy or member.queue:  # its writer is at work: the message waits its turn, in order
                 self._enqueue(member, message, report)
                 continue
             # The writer is idle: run the send from here, and hand it to the writer only if it has to wait.
-            websocket = member.websocket
-            send = websocket.send_text(message) if isinstance(message, str) else websocket.send_bytes(message)
+            # The ASGI message that send_text()/send_bytes() would send, one coroutine fewer per client.
+            send = member.websocket.send({"type": "websocket.send", key: message})
             try:
                 # One step of the coroutine. next() with a default tells that it returned without raising the
                 # StopIteration that send.send(None) would: measurably cheaper, per client and message.

@@ -209,7 +209,7 @@ def test_eviction_frees_the_queue_at_once() -> None:
 class StuckSocket:
     """Stands in for a WebSocket whose sends never complete (a client that never reads)."""
 
-    async def send_text(self, text: str) -> None:
+    async def send(self, message: dict[str, Any]) -> None:
         await asyncio.Event().wait()
 
     async def close(self, code: int, reason: str) -> None:
@@ -359,7 +359,7 @@ class Lab:
     def member(self, name: str) -> Member:
         return next(m for m in self.hub.members.values() if m.name == name)
 
-    def publish(self, message: str) -> Awaitable[PublishReport]:
+    def publish(self, message: str | bytes) -> Awaitable[PublishReport]:
         return self.on_server(lambda: self.hub.publish(message))
 
     def fanout_tasks(self) -> Awaitable[list[str]]:
@@ -440,6 +440,31 @@ def test_a_send_that_has_to_wait_goes_to_the_writer_and_order_holds(lab: Lab) ->
     assert seen["again"] == (2, 0)  # once its writer is idle again, publish() writes to it itself
     assert seen["slow_got"] == ["m0", "m1", "m2", "m3"]
     assert seen["fast_got"] == ["m0", "m1", "m2", "m3"]
+
+
+def test_bytes_go_as_binary_frames_and_str_as_text_frames_on_both_paths(lab: Lab) -> None:
+    """publish(bytes) arrives as a binary frame and publish(str) as text, written at once or by the writer."""
+
+    async def scenario() -> list[str | bytes]:
+        clients = await lab.join("a")
+        await lab.publish(b"direct bytes")
+        await lab.publish("direct text")
+        await lab.on_server(lab.valves["a"].shut)
+        await lab.publish(b"handed-over bytes")  # this send waits: the writer finishes it
+        await lab.publish("queued text")
+        await lab.publish(b"queued bytes")
+        await lab.on_server(lab.valves["a"].open)
+        got = [await asyncio.wait_for(clients["a"].recv(), 5) for _ in range(5)]
+        await clients["a"].close()
+        return got
+
+    assert asyncio.run(scenario()) == [
+        b"direct bytes",
+        "direct text",
+        b"handed-over bytes",
+        "queued text",
+        b"queued bytes",
+    ]
 
 
 def test_a_client_evicted_mid_batch_gets_what_was_sent_then_1013(lab: Lab) -> None:
