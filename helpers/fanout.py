@@ -20,10 +20,10 @@ which last until the connection ends. An eviction frees the queue at once, not t
 that can take more completes without suspending: its only `await`, for the connection to be writable,
 returns at once. So for a client whose writer is idle (nothing queued, no send in flight) `publish()` starts
 the send and runs it; if it completes, the message is written and no task or queue took part. If it
-suspends (the transport buffer is past its high-water mark), the suspended send is handed to that client's
-writer task, which finishes it and then sends everything queued meanwhile, all of it in one wake-up; until
-the writer is idle again, new messages for that client go into its queue and the policy applies. Either
-way `publish()` itself never waits.
+suspends (asyncio paused the transport: its buffer passed the high-water mark and has not drained since),
+the suspended send is handed to that client's writer task, which finishes it and then sends everything
+queued meanwhile, all of it in one wake-up; until the writer is idle again, new messages for that client go
+into its queue and the policy applies. Either way `publish()` itself never waits.
 
     hub = FanOut(max_queue=100)
 
@@ -302,8 +302,8 @@ class FanOut:
     def _hand_over(self, member: Member, send: Send, pending: Any) -> None:
         """Give a started send that has to wait to the client's writer task, which finishes it.
 
-        Under uvicorn 0.54 (websockets-sansio) a send suspends only while the connection is not writable (its
-        transport buffer is past the high-water mark), before it writes anything.
+        Under uvicorn 0.54 (websockets-sansio) a send suspends only while the connection is not writable (asyncio
+        paused the transport, whose buffer passed the high-water mark), and before it writes anything.
         """
         member.handoff = (send, pending)
         member.busy = True
