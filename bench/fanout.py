@@ -32,8 +32,8 @@ once, so a burst of load from elsewhere on the machine falls on one run of sever
 - p50/p99: delivery latency of every message to every healthy client, from the server's
   `time.monotonic()` written into the message to the client's on arrival (one clock: CLOCK_MONOTONIC
   is system-wide on Linux);
-- CPU/msg: server process CPU time (/proc/PID/stat) during the run per delivered message, which other
-  processes' load disturbs much less than wall time;
+- CPU/msg: server process CPU time (/proc/PID/task/*/schedstat, in ns) during the run per delivered
+  message, which other processes' load disturbs much less than wall time;
 - RSS +MB: the server process's peak VmRSS (/proc/PID/status, sampled every 10 ms) minus its VmRSS once
   every client was connected;
 - healthy clients: whether every healthy client got every message, or how many were closed (with which
@@ -163,9 +163,18 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 
 def read_cpu(pid: int) -> float:
-    """User + system CPU seconds used so far by `pid`, from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds used so far by `pid`'s threads: the scheduler's own count, in nanoseconds.
+
+    /proc/PID/task/TID/schedstat starts with the time the thread has run on a CPU, in ns. /proc/PID/stat's
+    utime and stime count clock ticks (10 ms): a 200-client run uses a few tenths of a second of server CPU,
+    so a tick or two either way would move CPU/msg by several percent. Where schedstat is missing (a kernel
+    without it), the ticks it is.
+    """
+    try:
+        return sum(int(path.read_text().split()[0]) for path in Path(f"/proc/{pid}/task").glob("*/schedstat")) / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def read_rss(pid: int) -> int:
