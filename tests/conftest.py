@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def load_script(relative: str, module_name: str) -> ModuleType:
+    """Import a script that is not in a package (tools/*.py) as `module_name`, for its tests."""
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / relative)
+    assert spec and spec.loader, f"cannot load {relative}"
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def require_binary(name: str, install_hint: str) -> str:

@@ -52,6 +52,13 @@ def small_socket(server: ThreadServer) -> socket.socket:
     return sock
 
 
+async def connect_never_reading(server: ThreadServer) -> ClientConnection:
+    """A client named slow that never reads: a library queue of one frame and a small fixed receive buffer."""
+    return await connect(
+        server.ws_url("/chat?name=slow"), max_size=None, max_queue=1, compression=None, sock=small_socket(server)
+    )
+
+
 def hub_server(name: str, **options: object) -> tuple[FanOut, ThreadServer]:
     hub = FanOut(**options)  # type: ignore[arg-type]
     return hub, serve(chat_app(hub), name=name)
@@ -132,13 +139,7 @@ def slow_client_scenario(
     with server:
 
         async def scenario() -> tuple[list[int], str, dict[str, int | bool]]:
-            slow = await connect(
-                server.ws_url("/chat?name=slow"),
-                max_size=None,
-                max_queue=1,
-                compression=None,
-                sock=small_socket(server),
-            )
+            slow = await connect_never_reading(server)
             healthy = [
                 await connect(server.ws_url(f"/chat?name=h{i}"), max_size=None, compression=None) for i in range(2)
             ]
@@ -628,13 +629,7 @@ def test_a_real_transport_that_fills_up_hands_the_send_to_the_writer() -> None:
     with server:
 
         async def scenario() -> tuple[list[tuple[int, int]], list[int], list[str], PublishReport]:
-            slow = await connect(
-                server.ws_url("/chat?name=slow"),
-                max_size=None,
-                max_queue=1,
-                compression=None,
-                sock=small_socket(server),
-            )
+            slow = await connect_never_reading(server)
             reader = await connect(server.ws_url("/chat?name=reader"), max_size=None, compression=None)
             await wait_for_members(server, hub, 2)
             reports, slow_queued = [], []

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from types import ModuleType
-
 import nbformat
 
-from tests.conftest import ROOT
+from tests.conftest import load_script
 
-
-def load_tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("notebook_tools", ROOT / "tools" / "notebooks.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["notebook_tools"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = load_script("tools/notebooks.py", "notebook_tools")
 
 
 def test_generated_cells_and_readme_are_up_to_date() -> None:

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from types import ModuleType
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import load_script
 
-
-def load_tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("test_stages_tool", ROOT / "tools" / "test_stages.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["test_stages_tool"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = load_script("tools/test_stages.py", "test_stages_tool")
 
 
 def fake_stages(monkeypatch: pytest.MonkeyPatch, **exit_codes: int) -> None:
