@@ -62,11 +62,11 @@ def make_message(sequence: int, size: int) -> str:
     return head + "x" * max(0, size - len(head))
 
 
-def parse_message(message: str | bytes) -> tuple[int, float]:
-    """(sequence, server time) from the head of a message made by `make_message`."""
+def parse_message(message: str | bytes | bytearray) -> tuple[int, float]:
+    """(sequence, server time) from the head of a message made by `make_message` (as text or as its bytes)."""
     head = message[:HEADER_SIZE]
-    if isinstance(head, bytes):
-        head = head.decode()
+    if not isinstance(head, str):
+        head = bytes(head).decode()
     sequence, sent, _ = head.split(" ", 2)
     return int(sequence), float(sent)
 
