@@ -13,7 +13,6 @@ must send to be that user in `scope["user"]`.
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from helpers.loops import run_in_thread
 from helpers.usage import UsageError
 
 T = TypeVar("T")
@@ -47,7 +47,7 @@ _current: DjangoEnv | None = None
 
 
 def run_off_loop(fn: Callable[..., T], *args: Any, timeout: float = 60.0) -> T:
-    """Call a blocking Django function on a worker thread and wait for it.
+    """Call a blocking Django function on a worker thread (`loops.run_in_thread`) and wait for it.
 
     Safe from a notebook cell (whose thread runs an event loop) and from plain code alike.
     """
@@ -60,8 +60,7 @@ def run_off_loop(fn: Callable[..., T], *args: Any, timeout: float = 60.0) -> T:
         finally:
             connections.close_all()  # this thread ends now: close its database connections instead of leaking them
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="django-sync") as pool:
-        return pool.submit(call).result(timeout)
+    return run_in_thread(call, timeout=timeout, name=f"django-sync-{getattr(fn, '__name__', 'call')}")
 
 
 def _channel_layers(kind: LayerKind, redis_url: str | None) -> dict[str, Any]:

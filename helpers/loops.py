@@ -3,7 +3,9 @@
 A notebook has at least two loops once a server runs on its own thread (`serve()`): the kernel's loop on the
 main thread (your cells) and each such server's own loop on its thread. Objects such as `asyncio.Lock`,
 `asyncio.Queue`, a Redis connection or a `Broadcast` belong to the loop they were first used on. These helpers
-name the loops (never by memory address, so outputs stay stable) and cross between them the safe way.
+name the loops (never by memory address, so outputs stay stable) and cross between them the safe way, and
+`run_in_thread()` / `run_on_private_loop()` are the one place that runs work on a worker thread with a time limit
+(a quiz experiment, a challenge check, `attempt_sync()`, a blocking Django call).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import concurrent.futures
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,6 +43,19 @@ def _kernel_loop() -> asyncio.AbstractEventLoop | None:
 
 
 _main_loop: asyncio.AbstractEventLoop | None = None
+# Names for loops that helpers create (a thread server's), kept after the loop stops so "which loop is this?"
+# still has an answer; weak, so a label never keeps a loop alive.
+_loop_labels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, str] = weakref.WeakKeyDictionary()
+
+
+def label_loop(loop: asyncio.AbstractEventLoop, label: str) -> None:
+    """Name `loop` for `loop_name()`, e.g. "server 'echo' loop" (`servers` does it for every thread server)."""
+    _loop_labels[loop] = label
+
+
+def loop_label(loop: asyncio.AbstractEventLoop) -> str | None:
+    """The label `label_loop()` gave `loop`, else None."""
+    return _loop_labels.get(loop)
 
 
 def remember_kernel_loop() -> None:
@@ -59,9 +75,7 @@ def loop_name(loop: asyncio.AbstractEventLoop | None) -> str:
     """A stable, readable name: "the kernel's loop", "server 'echo' loop", or "another loop"."""
     if loop is None:
         return "no loop"
-    from helpers import servers  # late: servers imports nothing from here
-
-    label = servers.loop_label(loop)
+    label = _loop_labels.get(loop)
     if label is not None:
         return f"{label} (closed)" if loop.is_closed() else label
     if loop is _kernel_loop() or loop is _main_loop:
@@ -145,6 +159,56 @@ def call_on(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *a
     if loop.is_closed():
         raise LoopUsageError("that loop is closed (its server stopped?): nothing can be scheduled on it.")
     loop.call_soon_threadsafe(callback, *args)
+
+
+class ThreadTimeout(TimeoutError):
+    """Work given to `run_in_thread()` did not finish in time (it goes on, on its daemon thread)."""
+
+
+def run_in_thread(fn: Callable[[], T], *, timeout: float, name: str) -> T:
+    """Call `fn()` on a new daemon thread named `name`; wait at most `timeout` seconds for its result.
+
+    Whatever `fn()` raises is raised here. After `timeout` this raises ThreadTimeout and leaves `fn()` running:
+    Python cannot stop a thread, and a daemon thread does not keep the process alive. Callers that can stop
+    the work another way (a server's `stop()`) do so; the message of the ThreadTimeout names the thread.
+    """
+    check_positive(timeout, "timeout")
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name=name, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise ThreadTimeout(f"{name} did not finish within {timeout:g} s")
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def run_on_private_loop(coro: Coroutine[Any, Any, T], *, timeout: float, name: str) -> T:
+    """Run `coro` with `asyncio.run()` on a new loop in a worker thread (`run_in_thread()`) and return its result.
+
+    It works in a notebook cell, whose thread already runs a loop (where `asyncio.run()` refuses), and, like
+    any blocking call there, it stops that loop meanwhile.
+    """
+    if not asyncio.iscoroutine(coro):
+        raise LoopUsageError(
+            f"expected a coroutine object, got {type(coro).__name__}: call the async function, e.g. "
+            "run_on_private_loop(main(), ...), not run_on_private_loop(main, ...)."
+        )
+    try:
+        check_positive(timeout, "timeout")
+    except BaseException:
+        coro.close()  # it will never run: no "never awaited" warning
+        raise
+    return run_in_thread(lambda: asyncio.run(coro), timeout=timeout, name=name)
 
 
 def asyncio_patches() -> list[str]:

@@ -30,14 +30,13 @@ import sys
 import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
 
-from helpers import server_logs
+from helpers import loops, server_logs
 from helpers.usage import (
     LOG_LEVELS,
     UsageError,
@@ -234,13 +233,6 @@ class _Server:
 
 _registry: dict[str, _Server] = {}
 _registry_lock = threading.RLock()
-# Names for server loops, kept after a server stops so "which loop is this?" still has an answer.
-_loop_labels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, str] = weakref.WeakKeyDictionary()
-
-
-def loop_label(loop: asyncio.AbstractEventLoop) -> str | None:
-    """ "server 'NAME' loop" for the loop of a thread server started here, else None."""
-    return _loop_labels.get(loop)
 
 
 def _register(server: _Server) -> None:
@@ -328,6 +320,16 @@ class ThreadServer(_Server):
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule `coro` on the server's loop from any other thread; returns a concurrent Future."""
+        self._check_runnable(coro)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 5.0) -> T:
+        """Run `coro` on the server's loop and return its result, waiting at most `timeout` s (`loops.run_on`)."""
+        self._check_runnable(coro)
+        return loops.run_on(self.loop, coro, timeout)
+
+    def _check_runnable(self, coro: object) -> None:
+        """Refuse what `submit()`/`run()` cannot do, in the server's words (the loop's own checks are `loops`')."""
         if not asyncio.iscoroutine(coro):
             raise ServerUsageError(
                 f"submit()/run() need a coroutine object, got {type(coro).__name__}: "
@@ -342,16 +344,6 @@ class ThreadServer(_Server):
                 "run()/submit() were called from the server's own loop, which would wait on itself: "
                 "inside the server just `await` the coroutine."
             )
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 5.0) -> T:
-        """Run `coro` on the server's loop and return its result (waits at most `timeout` seconds)."""
-        future = self.submit(coro)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError(f"coroutine on server {self.name!r} did not finish within {timeout} s") from None
 
     def signal_stop(self) -> None:
         self._uvicorn.request_exit(self.loop)
@@ -427,7 +419,7 @@ def serve(
     settled = threading.Event()
     server = _ReadyServer(config, on_settled=settled.set)
     loop = asyncio.new_event_loop()
-    _loop_labels[loop] = f"server {name!r} loop"
+    loops.label_loop(loop, f"server {name!r} loop")
     failure: list[BaseException] = []
 
     def main() -> None:

@@ -121,3 +121,82 @@ def test_an_impossible_timeout_is_refused(server: ThreadServer) -> None:
     with pytest.raises(UsageError, match="timeout must be above zero"):
         loops.run_on(server.loop, coro, timeout=0)
     coro.close()
+
+
+def test_label_loop_names_a_loop_for_loop_name_and_keeps_it_after_closing() -> None:
+    """A loop labelled with label_loop() is named by loop_name(), with "(closed)" once it is closed."""
+    loop = asyncio.new_event_loop()
+    try:
+        assert loops.loop_label(loop) is None
+        loops.label_loop(loop, "server 'x' loop")
+        assert loops.loop_label(loop) == "server 'x' loop"
+        assert loops.loop_name(loop) == "server 'x' loop"
+    finally:
+        loop.close()
+    assert loops.loop_name(loop) == "server 'x' loop (closed)"
+
+
+def test_run_in_thread_returns_the_result_from_a_named_worker_thread() -> None:
+    """run_in_thread() calls the function on a new thread with the given name and returns what it returned."""
+    assert loops.run_in_thread(lambda: threading.current_thread().name, timeout=5, name="worker-x") == "worker-x"
+
+
+def test_run_in_thread_raises_what_the_function_raised() -> None:
+    """An exception in the worker is raised in the caller as it is, not wrapped."""
+
+    def fail() -> None:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        loops.run_in_thread(fail, timeout=5, name="failing")
+
+
+def test_run_in_thread_times_out_with_the_thread_name_and_leaves_the_work_running() -> None:
+    """Work that outlasts the timeout raises ThreadTimeout naming the thread; the work still finishes later."""
+    release = threading.Event()
+    finished = threading.Event()
+
+    def slow() -> None:
+        release.wait(5)
+        finished.set()
+
+    with pytest.raises(loops.ThreadTimeout, match=r"^slow-worker did not finish within 0.2 s$"):
+        loops.run_in_thread(slow, timeout=0.2, name="slow-worker")
+    release.set()
+    assert finished.wait(5)
+
+
+def test_run_in_thread_refuses_an_impossible_timeout() -> None:
+    """A timeout of zero is refused before any thread starts."""
+    with pytest.raises(UsageError, match="timeout"):
+        loops.run_in_thread(lambda: None, timeout=0, name="never")
+
+
+def test_run_on_private_loop_works_while_this_thread_runs_a_loop() -> None:
+    """From inside a running loop (a notebook cell), the coroutine runs on another thread's fresh loop."""
+
+    async def where() -> tuple[str, bool]:
+        return threading.current_thread().name, asyncio.get_running_loop() is outer
+
+    async def main() -> tuple[str, bool]:
+        return loops.run_on_private_loop(where(), timeout=5, name="private")
+
+    outer = asyncio.new_event_loop()
+    try:
+        assert outer.run_until_complete(main()) == ("private", False)
+    finally:
+        outer.close()
+
+
+def test_run_on_private_loop_refuses_a_function_and_closes_a_coroutine_it_will_not_run() -> None:
+    """Passing the async function (not its coroutine) is refused; a bad timeout closes the coroutine unrun."""
+
+    async def work() -> None:
+        await asyncio.sleep(0)
+
+    with pytest.raises(loops.LoopUsageError, match=r"call the async function"):
+        loops.run_on_private_loop(work, timeout=5, name="x")  # type: ignore[arg-type]
+    coro = work()
+    with pytest.raises(UsageError, match="timeout"):
+        loops.run_on_private_loop(coro, timeout=-1, name="x")
+    assert coro.cr_frame is None  # closed: no "never awaited" warning
