@@ -60,8 +60,8 @@ nav: setup
 	$(BIN)/python tools/notebooks.py nav
 
 bench: setup
-	$(BIN)/python bench/servers.py
-	$(BIN)/python bench/fanout.py
+	$(BIN)/python -m bench.servers
+	$(BIN)/python -m bench.fanout
 
 # After changing requirements*.txt: install them, then record every resulting version.
 lock:

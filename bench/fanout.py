@@ -1,6 +1,6 @@
 """Broadcast fan-out strategies under load, with and without a client that never reads: a report, not a test.
 
-Run with `make bench` (or `.venv/bin/python bench/fanout.py [--runs N] [--window S] [--loads 1,2,3] [--quick]
+Run with `make bench` (or `.venv/bin/python -m bench.fanout [--runs N] [--window S] [--loads 1,2,3] [--quick]
 [--check]`; `--loads 1` runs only the first load, and a target is judged only when the loads it needs ran).
 
 Each run starts a fresh server process (the strategies are in bench/fanout_apps.py: the four Starlette
@@ -82,25 +82,25 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR))
+from websockets.client import ClientProtocol
+from websockets.frames import Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
 
-from fanout_apps import parse_message  # noqa: E402
-from websockets.client import ClientProtocol  # noqa: E402
-from websockets.frames import Opcode  # noqa: E402
-from websockets.http11 import Response  # noqa: E402
-from websockets.uri import parse_uri  # noqa: E402
+from bench.fanout_apps import parse_message
+from bench.report import Verdict, format_columns, percentile, positive_int, print_verdicts, ratio
+from helpers.clients import connect
+from helpers.servers import ProcessServer, serve_process
 
-from helpers.clients import connect  # noqa: E402
-from helpers.servers import ProcessServer, serve_process  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 HOST = "127.0.0.1"
 STRATEGIES: dict[str, str | None] = {
-    "sequential": "fanout_apps:sequential",
-    "gather": "fanout_apps:gather",
-    "queue-drop-oldest": "fanout_apps:queue_drop_oldest",
-    "queue-disconnect": "fanout_apps:queue_disconnect",
-    "websockets.broadcast": None,  # the anchor: python bench/fanout_apps.py
+    "sequential": "bench.fanout_apps:sequential",
+    "gather": "bench.fanout_apps:gather",
+    "queue-drop-oldest": "bench.fanout_apps:queue_drop_oldest",
+    "queue-disconnect": "bench.fanout_apps:queue_disconnect",
+    "websockets.broadcast": None,  # the anchor: python -m bench.fanout_apps
 }
 FANOUT_STRATEGIES = ("queue-disconnect", "queue-drop-oldest")  # helpers.fanout.FanOut, both policies
 MAX_QUEUE = 32
@@ -155,17 +155,6 @@ class Run:
 
 # --------------------------------------------------------------------------------------------------
 # client process
-
-
-def percentile(samples: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation between closest ranks; nan if empty."""
-    if not samples:
-        return math.nan
-    ordered = sorted(samples)
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def read_cpu(pid: int) -> float:
@@ -401,11 +390,12 @@ def client_main(spec: str) -> int:
 
 
 class AnchorServer:
-    """The websockets-library server (python bench/fanout_apps.py) in a child process."""
+    """The websockets-library server (python -m bench.fanout_apps) in a child process."""
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "fanout_apps.py"), "--host", HOST],
+            [sys.executable, "-m", "bench.fanout_apps", "--host", HOST],
+            cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -439,12 +429,15 @@ def run_once(strategy: str, load: Load, window: float) -> Run:
         server = AnchorServer()
     else:
         env = {"FANOUT_MAX_QUEUE": str(MAX_QUEUE)}
-        server = serve_process(target, name=f"bench-fanout-{strategy}", host=HOST, env=env, app_dir=BENCH_DIR)
+        server = serve_process(target, name=f"bench-fanout-{strategy}", host=HOST, env=env, app_dir=ROOT)
     client: subprocess.Popen[bytes] | None = None
     try:
         spec = json.dumps({"port": server.port, "pid": server.pid, "load": asdict(load), "window": window})
         client = subprocess.Popen(
-            [sys.executable, __file__, "--client", spec], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [sys.executable, "-m", "bench.fanout", "--client", spec],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         out, err = client.communicate(timeout=window + 60)
         if client.returncode != 0:
@@ -588,15 +581,7 @@ def format_table(results: Sequence[Result], window: float) -> str:
         )
         for r in results
     ]
-    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
-    numeric = {2, 3, 4, 5, 6, 7, 8}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(row) for row in rows)])
+    return format_columns(headers, rows, numeric={2, 3, 4, 5, 6, 7, 8})
 
 
 def memory_bound(load: Load) -> int:
@@ -609,9 +594,9 @@ def memory_bound(load: Load) -> int:
     return MAX_QUEUE * load.size + (load.clients + load.slow) * (TRANSPORT_HIGH_WATER + load.size)
 
 
-def verdicts(tables: dict[int, dict[str, Result]], window: float) -> list[tuple[bool | None, str]]:
+def verdicts(tables: dict[int, dict[str, Result]], window: float) -> list[Verdict]:
     """(passed, text) per target, for the loads that ran (by number); passed is None for lines that only inform."""
-    lines: list[tuple[bool | None, str]] = []
+    lines: list[Verdict] = []
     if 1 in tables:
         lines += throughput_verdicts(tables[1])
     if 2 in tables and 3 in tables:
@@ -631,14 +616,14 @@ def verdicts(tables: dict[int, dict[str, Result]], window: float) -> list[tuple[
     return lines
 
 
-def throughput_verdicts(table: dict[str, Result]) -> list[tuple[bool | None, str]]:
+def throughput_verdicts(table: dict[str, Result]) -> list[Verdict]:
     """Load 1: each FanOut policy against sequential's server CPU per message and broadcast()'s msg/s.
 
     A ratio is the median, over the rounds, of the ratio within a round: the runs of a round are seconds apart,
     on the machine as it was then, while on a VM the same server's CPU per message can differ by 40% from one
     round to the next (sequential: 6.2 to 8.7 us in six rounds here).
     """
-    lines: list[tuple[bool | None, str]] = []
+    lines: list[Verdict] = []
     label = table["sequential"].load.label
     sequential, anchor = table["sequential"], table["websockets.broadcast"]
     for name in FANOUT_STRATEGIES:
@@ -683,21 +668,16 @@ def throughput_verdicts(table: dict[str, Result]) -> list[tuple[bool | None, str
 def paired_ratio(result: Result, reference: Result, name: str) -> float:
     """The median over rounds of `result`'s value / `reference`'s value in the same round; nan if none is finished."""
     ratios = [
-        _ratio(getattr(run, name), getattr(ref, name))
+        ratio(getattr(run, name), getattr(ref, name))
         for run, ref in zip(result.runs, reference.runs, strict=False)
         if run.finished and ref.finished
     ]
     return statistics.median(ratios) if ratios else math.nan
 
 
-def _ratio(value: float, reference: float) -> float:
-    """value / reference, or nan when the reference is not a positive number (e.g. too few CPU ticks to measure)."""
-    return value / reference if reference > 0 else math.nan
-
-
-def slow_client_verdicts(name: str, with_slow: Result, without: Result, window: float) -> list[tuple[bool | None, str]]:
+def slow_client_verdicts(name: str, with_slow: Result, without: Result, window: float) -> list[Verdict]:
     """Loads 2 and 3 for one FanOut policy: the healthy clients' time, and the server's memory."""
-    lines: list[tuple[bool | None, str]] = []
+    lines: list[Verdict] = []
     if with_slow.complete and without.complete:
         ratio = with_slow.median("seconds") / without.median("seconds")
         lines.append(
@@ -734,13 +714,6 @@ def slow_client_verdicts(name: str, with_slow: Result, without: Result, window: 
     return lines
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _load_numbers(text: str) -> tuple[int, ...]:
     try:
         numbers = tuple(sorted({int(part) for part in text.split(",")}))
@@ -755,21 +728,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--client":
         return client_main(sys.argv[2])
     parser = argparse.ArgumentParser(
-        prog="bench/fanout.py",
+        prog="python -m bench.fanout",
         description="Fan-out strategies (sequential, gather, FanOut queues, websockets.broadcast) under load.",
     )
-    parser.add_argument("--runs", type=_positive_int, default=3, help="runs per strategy and load (default 3)")
-    parser.add_argument("--clients", type=_positive_int, default=200, help="healthy clients (default 200)")
-    parser.add_argument("--messages", type=_positive_int, default=200, help="messages, small load (default 200)")
-    parser.add_argument("--size", type=_positive_int, default=100, help="bytes per message, small load (default 100)")
+    parser.add_argument("--runs", type=positive_int, default=3, help="runs per strategy and load (default 3)")
+    parser.add_argument("--clients", type=positive_int, default=200, help="healthy clients (default 200)")
+    parser.add_argument("--messages", type=positive_int, default=200, help="messages, small load (default 200)")
+    parser.add_argument("--size", type=positive_int, default=100, help="bytes per message, small load (default 100)")
     parser.add_argument(
-        "--big-clients", type=_positive_int, default=100, help="healthy clients, 10 MB loads (default 100)"
+        "--big-clients", type=positive_int, default=100, help="healthy clients, 10 MB loads (default 100)"
     )
-    parser.add_argument("--big-messages", type=_positive_int, default=100, help="messages, 10 MB loads (default 100)")
+    parser.add_argument("--big-messages", type=positive_int, default=100, help="messages, 10 MB loads (default 100)")
     parser.add_argument(
-        "--big-size", type=_positive_int, default=100_000, help="bytes per message, 10 MB loads (default 100000)"
+        "--big-size", type=positive_int, default=100_000, help="bytes per message, 10 MB loads (default 100000)"
     )
-    parser.add_argument("--slow", type=_positive_int, default=1, help="clients that never read (default 1)")
+    parser.add_argument("--slow", type=positive_int, default=1, help="clients that never read (default 1)")
     parser.add_argument("--rate", type=float, default=40.0, help="messages per second on the 10 MB loads (default 40)")
     parser.add_argument(
         "--window", type=float, default=10.0, help="seconds before a fan-out counts as frozen (default 10)"
@@ -807,13 +780,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_table([r for table in tables.values() for r in table.values()], args.window))
     print()
-    results = verdicts(tables, args.window)
-    for passed, text in results:
-        print(f"{'INFO' if passed is None else 'PASS' if passed else 'MISS'}  {text}")
+    passed = print_verdicts(verdicts(tables, args.window))
     print(f"\n(total {time.perf_counter() - started:.1f} s, load average now {os.getloadavg()[0]:.2f})")
-    if args.check and not all(passed for passed, _ in results if passed is not None):
-        return 1
-    return 0
+    return 1 if args.check and not passed else 0
 
 
 if __name__ == "__main__":

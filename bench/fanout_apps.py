@@ -14,18 +14,18 @@ Each message starts with its sequence number and the server's `time.monotonic()`
 (`"000042 12345.678901 xxxx..."`). CLOCK_MONOTONIC is system-wide on Linux, so the driver, in another
 process, subtracts it from its own clock to get the delivery latency.
 
-Strategies, as `serve_process()` import strings (with `app_dir` = this directory):
+Strategies, as `serve_process()` import strings (with `app_dir` = the repository root):
 
-- `fanout_apps:sequential`: `for ws in clients: await ws.send_text(message)`;
-- `fanout_apps:gather`: `await asyncio.gather(*(ws.send_text(message) for ws in clients))` per message;
-- `fanout_apps:queue_disconnect` / `fanout_apps:queue_drop_oldest`: `helpers.fanout.FanOut`, a bounded
+- `bench.fanout_apps:sequential`: `for ws in clients: await ws.send_text(message)`;
+- `bench.fanout_apps:gather`: `await asyncio.gather(*(ws.send_text(message) for ws in clients))` per message;
+- `bench.fanout_apps:queue_disconnect` / `bench.fanout_apps:queue_drop_oldest`: `helpers.fanout.FanOut`, a bounded
   queue and a writer task per client, with policy "disconnect" (close 1013) or "drop-oldest";
   `publish()` writes to a client whose writer is idle itself, and only a send that has to wait goes to
   the writer task.
   `FANOUT_MAX_QUEUE` (default 32) sets the queue limit. An evicted client's close frame waits behind the
   backlog already in its socket, so it arrives once the client reads that far.
 
-The anchor is not an ASGI app: `python bench/fanout_apps.py` runs the `websockets` library's own asyncio
+The anchor is not an ASGI app: `python -m bench.fanout_apps` runs the `websockets` library's own asyncio
 server with the same protocol, broadcasting with `websockets.asyncio.server.broadcast()`, which writes
 each frame into every connection's buffer at once and never waits. It prints `READY <port>` like
 `helpers.process_entry` and exits when its stdin closes.
@@ -256,7 +256,9 @@ async def websockets_server(host: str, port: int, stop: asyncio.Event) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the websockets anchor server until stdin closes (the parent's way to stop it)."""
-    parser = argparse.ArgumentParser(prog="bench/fanout_apps.py", description="the websockets.broadcast() server")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fanout_apps", description="the websockets.broadcast() server"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)

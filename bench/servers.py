@@ -1,6 +1,6 @@
 """How fast `helpers.servers` starts, stops and echoes: a report, not a test.
 
-Run with `make bench` (or `.venv/bin/python bench/servers.py [--cycles N] [--round-trips N] [--check]`).
+Run with `make bench` (or `.venv/bin/python -m bench.servers [--cycles N] [--round-trips N] [--check]`).
 
 What is measured, and why:
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import platform
 import sys
@@ -41,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 
+from bench.report import Verdict, format_columns, percentile, positive_int, print_verdicts
 from helpers.clients import connect
 from helpers.demo_apps import echo
 from helpers.servers import serve, serve_process
@@ -54,17 +54,6 @@ MESSAGE = "ping"
 START_TARGET_MS = 20.0
 STOP_TARGET_MS = 250.0
 RATIO_TARGET = 1.5
-
-
-def percentile(samples: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation between closest ranks."""
-    if not samples:
-        raise ValueError("no samples")
-    ordered = sorted(samples)
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 @dataclass
@@ -148,18 +137,10 @@ def format_table(lifecycle: Sequence[Series], echoes: Sequence[Series], ratio: f
             (series.label, str(len(series.samples_ms)), _ms(series.median), _ms(series.p(90)), _ms(series.p(99)))
         )
     rows.append(("echo RTT ratio thread/process", "-", f"{ratio:.2f}x", "-", "-"))
-    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
-
-    def line(cells: Sequence[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest])
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+    return format_columns(headers, rows, numeric=range(1, len(headers)))
 
 
-def verdicts(start: Series, stop: Series, ratio: float) -> list[tuple[bool, str]]:
+def verdicts(start: Series, stop: Series, ratio: float) -> list[Verdict]:
     return [
         (
             start.median <= START_TARGET_MS,
@@ -176,21 +157,14 @@ def verdicts(start: Series, stop: Series, ratio: float) -> list[tuple[bool, str]
     ]
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="bench/servers.py",
+        prog="python -m bench.servers",
         description="Start/stop time of serve() and echo latency, in-thread vs separate process.",
     )
-    parser.add_argument("--cycles", type=_positive_int, default=20, help="serve()/stop() cycles (default 20)")
+    parser.add_argument("--cycles", type=positive_int, default=20, help="serve()/stop() cycles (default 20)")
     parser.add_argument(
-        "--round-trips", type=_positive_int, default=2000, help="echo round trips per server (default 2000)"
+        "--round-trips", type=positive_int, default=2000, help="echo round trips per server (default 2000)"
     )
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
@@ -212,13 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_table([start, stop], [thread_echo, process_echo], ratio))
     print()
-    results = verdicts(start, stop, ratio)
-    for passed, text in results:
-        print(f"{'PASS' if passed else 'MISS'}  {text}")
+    passed = print_verdicts(verdicts(start, stop, ratio))
     print(f"\n(total {time.perf_counter() - started:.1f} s)")
-    if args.check and not all(passed for passed, _ in results):
-        return 1
-    return 0
+    return 1 if args.check and not passed else 0
 
 
 if __name__ == "__main__":
