@@ -29,10 +29,10 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from helpers import django_env
-from helpers.clients import attempt, connect
-from helpers.evidence.broadcasting import SLOW_MESSAGES, SLOW_SIZE, slow_client_scene, small_socket
+from helpers.clients import attempt, collect, connect
 from helpers.evidence.shared import recording_warnings
 from helpers.servers import ThreadServer, serve
+from helpers.slow_clients import SLOW_MESSAGES, SLOW_SIZE, slow_client_scene, small_socket
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALLENGE_DIR = ROOT / "challenges"
@@ -253,12 +253,10 @@ async def _listen(ws: ClientConnection, quiet: float = 0.3) -> tuple[list[str | 
     """Messages until `quiet` s of silence, and whether the connection is still open."""
     heard: list[str | bytes] = []
     try:
-        while True:
-            heard.append(await asyncio.wait_for(ws.recv(), quiet))
-    except TimeoutError:
-        return heard, True
+        await collect(ws, heard, quiet=quiet)
     except ConnectionClosed:
         return heard, False
+    return heard, True
 
 
 async def _connect(url: str, **options: Any) -> ClientConnection | None:
@@ -635,16 +633,8 @@ async def _wait_until_stalled(counter: list[int], limit: int, quiet: float = 0.3
 
 async def _drain_tags(ws: ClientConnection, quiet: float = 0.5) -> tuple[set[str], bool]:
     """Read until `quiet` s of silence: the tags of the big burst messages received, and whether it stayed open."""
-    tags: set[str] = set()
-    try:
-        while True:
-            message = await asyncio.wait_for(ws.recv(), quiet)
-            if isinstance(message, str) and len(message) > SLOW_SIZE:
-                tags.add(message[:4])
-    except TimeoutError:
-        return tags, True
-    except ConnectionClosed:
-        return tags, False
+    heard, still_open = await _listen(ws, quiet)
+    return {message[:4] for message in heard if isinstance(message, str) and len(message) > SLOW_SIZE}, still_open
 
 
 @challenge(6, "A fan-out that survives a slow client", ["fanout_app"], starter_fails=[2, 4])

@@ -169,21 +169,30 @@ def _record_handshake_failure(outcome: Outcome, exc: BaseException, open_timeout
 
 
 async def collect(
-    ws: ClientConnection, into: list[Message], *, expect: int = 0, deadline: float = 5.0, quiet: float = QUIET_PERIOD
+    ws: ClientConnection,
+    into: list[Message],
+    *,
+    expect: int = 0,
+    deadline: float = 5.0,
+    quiet: float = QUIET_PERIOD,
+    limit: int | None = None,
 ) -> None:
     """Append what `ws` receives to `into`: up to `deadline` s in all for the first `expect` messages, then until
     nothing more arrives for `quiet` s, so extras are counted too.
 
     Waiting for a count, not for the first quiet gap, keeps exact counts exact on a busy machine. It returns when
-    the wait ends; a closed connection raises `ConnectionClosed`, and `into` keeps what arrived before it.
+    the wait ends, or once `into` holds `limit` messages (a guard against a server that never falls quiet); a
+    closed connection raises `ConnectionClosed`, and `into` keeps what arrived before it.
     """
     check_count(expect, "expect")
     check_positive(deadline, "deadline")
     check_positive(quiet, "quiet")
+    if limit is not None:
+        check_count(limit, "limit")
     loop = asyncio.get_running_loop()
     give_up = loop.time() + deadline
     with contextlib.suppress(TimeoutError):
-        while True:
+        while limit is None or len(into) < limit:
             wait = max(give_up - loop.time(), 0) if len(into) < expect else quiet
             into.append(await asyncio.wait_for(ws.recv(), wait))
 

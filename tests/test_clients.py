@@ -201,6 +201,53 @@ def test_collect_keeps_what_arrived_before_the_server_closed(server: ThreadServe
     assert asyncio.run(scenario()) == (["hello"], 4403)
 
 
+def test_collect_stops_at_its_limit_without_waiting_for_quiet(echo_server: ThreadServer) -> None:
+    """With `limit`, collect() returns as soon as the list holds that many messages, leaving the rest unread."""
+
+    async def scenario() -> tuple[list[Any], float, Any]:
+        received: list[Any] = []
+        async with connect(echo_server.ws_url("/")) as ws:
+            for n in range(4):
+                await ws.send(f"m{n}")
+            await collect(ws, received, expect=4, deadline=2)
+            for n in range(4, 8):
+                await ws.send(f"m{n}")
+            started = time.monotonic()
+            await collect(ws, received, quiet=5, limit=6)
+            took = time.monotonic() - started
+            return received, took, await asyncio.wait_for(ws.recv(), 1)
+
+    received, took, next_one = asyncio.run(scenario())
+    assert received == [f"m{n}" for n in range(6)]
+    assert took < 2 and next_one == "m6"
+
+
+def test_collect_without_a_limit_reads_until_quiet(echo_server: ThreadServer) -> None:
+    """Without `limit` (the default), collect() reads every message until the quiet period passes."""
+
+    async def scenario() -> list[Any]:
+        received: list[Any] = []
+        async with connect(echo_server.ws_url("/")) as ws:
+            for n in range(150):
+                await ws.send(f"m{n}")
+            await collect(ws, received, expect=1, quiet=0.5)  # one awaited, the other 149 read as extras
+        return received
+
+    assert asyncio.run(scenario()) == [f"m{n}" for n in range(150)]
+
+
+def test_collect_refuses_a_limit_that_is_not_a_whole_number() -> None:
+    """collect(limit=-1) and collect(limit=1.5) raise a usage error before reading anything."""
+
+    async def run(limit: Any) -> None:
+        await collect(None, [], limit=limit)  # type: ignore[arg-type]
+
+    with pytest.raises(UsageError, match="limit must be at least 0"):
+        asyncio.run(run(-1))
+    with pytest.raises(UsageError, match="limit must be a whole number"):
+        asyncio.run(run(1.5))
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [

@@ -1,13 +1,18 @@
-"""Tests for helpers.evidence: every keyed answer is demonstrated by its live experiment and every other one refuted."""
+"""Tests for helpers.evidence: every keyed answer is demonstrated by its live experiment and every other one refuted;
+the Trial each experiment runs in serves, settles and stops as it says."""
 
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 
 from helpers import evidence, quiz, redis_server
+from helpers.demo_apps import echo
+from helpers.evidence import core
 from helpers.quiz import Question
+from helpers.servers import running_servers
 from tests.conftest import Snapshot, require_binary
 
 pytestmark = pytest.mark.timeout(60)
@@ -65,3 +70,40 @@ def test_an_unknown_experiment_lists_the_known_ones() -> None:
     """run('nope') raises an error that lists the experiment names."""
     with pytest.raises(evidence.EvidenceError, match="known experiments: accept_opens, "):
         evidence.run("nope")
+
+
+def test_a_trial_serves_under_its_name_and_the_server_stops_after_the_block(no_leaks: Snapshot) -> None:
+    """Trial.serve() runs the app as "evidence-<name>" and the with-block stops it, so no experiment leaves one up."""
+    trial = core.Trial("probe", "a probe")
+    with trial.serve(echo) as server:
+        assert running_servers()[trial.server_name] == server.url
+        assert trial.server_name == "evidence-probe"
+    assert trial.server_name not in running_servers()
+
+
+def test_a_trial_settles_every_claim_and_heads_the_fact_lines() -> None:
+    """Trial.settle() demonstrates the claims that held, refutes the rest, and prints `head` before the lines."""
+    trial = core.Trial("probe", "a probe", head=("server: test",))
+    result = trial.settle(["saw: 1"], {"held": True, "failed": False}, seen=1)
+    assert (result.name, result.shows, result.refutes) == ("probe", {"held"}, {"failed"})
+    assert result.lines == ("server: test", "saw: 1")
+    assert result.value == {"seen": 1}
+    assert result.fact == "Show me: a probe\n  server: test\n  saw: 1"
+
+
+def test_an_experiment_runs_its_setup_first_on_its_thread_and_receives_its_trial(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """experiment(setup=..., head=...) registers under the name without "_", calls setup on the run's thread first."""
+    monkeypatch.setattr(core, "EXPERIMENTS", {})
+    calls: list[str] = []
+
+    @core.experiment("a probe", setup=lambda: calls.append(threading.current_thread().name), head=["head line"])
+    async def _probe(trial: core.Trial) -> evidence.Evidence:
+        calls.append(f"ran {trial.name}")
+        return trial.settle(["body line"], {"ran": True})
+
+    result = evidence.run("probe")
+    assert calls == ["evidence-probe", "ran probe"]
+    assert result.lines == ("head line", "body line") and result.shows == {"ran"}
+    assert core.names() == ["probe"]

@@ -11,11 +11,13 @@ An experiment returns an `Evidence`: printable fact lines (no ports, timings or 
 that would make it true, so tests can check that the run demonstrates exactly the keyed options and refutes
 every other one: the code, not the author, decides which answer is right.
 
-The experiments live by quiz: `helpers.evidence.channels` and `helpers.evidence.broadcasting`; the pieces
-they share are in `helpers.evidence.shared`.
+Each experiment receives a `Trial`: it serves the experiment's servers under its name and settles its claims, so
+the experiment's code states only what it sets up and observes. The experiments live by quiz:
+`helpers.evidence.channels` and `helpers.evidence.broadcasting`; the pieces they share are in
+`helpers.evidence.shared`, and the never-reading client of the slow-client experiments in `helpers.slow_clients`.
 """
 
 from helpers.evidence import broadcasting, channels  # noqa: F401  (importing them registers their experiments)
-from helpers.evidence.core import EXPERIMENTS, RUN_TIMEOUT, Evidence, EvidenceError, experiment, names, run
+from helpers.evidence.core import EXPERIMENTS, RUN_TIMEOUT, Evidence, EvidenceError, Trial, experiment, names, run
 
-__all__ = ["EXPERIMENTS", "RUN_TIMEOUT", "Evidence", "EvidenceError", "experiment", "names", "run"]
+__all__ = ["EXPERIMENTS", "RUN_TIMEOUT", "Evidence", "EvidenceError", "Trial", "experiment", "names", "run"]

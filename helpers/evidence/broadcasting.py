@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import importlib.util
 import os
-import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,10 +25,13 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from helpers.clients import attempt, connect
-from helpers.evidence.core import Evidence, EvidenceError, experiment, from_verdicts
+from helpers.clients import attempt, collect, connect
+from helpers.evidence.core import Evidence, EvidenceError, Trial, experiment
 from helpers.evidence.shared import hear_all, listen, masked, recording_warnings, server_errors, warning_lines
-from helpers.servers import ServerStartError, ThreadServer, serve, serve_process
+from helpers.servers import ServerStartError, ThreadServer
+from helpers.slow_clients import SLOW_MESSAGES, slow_client_run, slow_client_scene
+
+__all__ = ["settle"]  # importing the module registers its experiments; `two_process_chat` comes from __getattr__
 
 Prediction = object  # a value the observation must equal, or a callable that tests the observation
 
@@ -40,12 +42,6 @@ def settle(observed: object, predictions: dict[str, Prediction]) -> dict[str, bo
         claim: bool(predicted(observed) if callable(predicted) else predicted == observed)
         for claim, predicted in predictions.items()
     }
-
-
-def _evidence(
-    name: str, title: str, lines: tuple[str, ...] | list[str], verdicts: dict[str, bool], **value: Any
-) -> Evidence:
-    return from_verdicts(name, title, lines, verdicts, value)
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
@@ -128,8 +124,8 @@ async def _join(url: str) -> ClientConnection:
 
 
 @experiment("broadcaster chat (memory://): ann and ben subscribed, ann says 'first'; cy subscribes; ben says 'second'")
-async def _late_subscriber(name: str, title: str) -> Evidence:
-    with serve(_broadcaster_app(), name=f"evidence-{name}") as server:
+async def _late_subscriber(trial: Trial) -> Evidence:
+    with trial.serve(_broadcaster_app()) as server:
         url = server.ws_url("/chat")
         ann, ben = await _join(url), await _join(url)
         await ann.send("first")
@@ -155,12 +151,12 @@ async def _late_subscriber(name: str, title: str) -> Evidence:
         f"subscribed), {'and' if 'second' in cy_heard else 'but no'} 'second' (published after)",
         f"server errors: {errors}",
     )
-    return _evidence(name, title, lines, settled, cy=cy_heard)
+    return trial.settle(lines, settled, cy=cy_heard)
 
 
 @experiment("broadcaster chat (memory://): ann and ben in channel 'lobby', cy in 'kitchen'; ann says 'hello'")
-async def _channel_chat(name: str, title: str) -> Evidence:
-    with serve(_broadcaster_app(), name=f"evidence-{name}") as server:
+async def _channel_chat(trial: Trial) -> Evidence:
+    with trial.serve(_broadcaster_app()) as server:
         clients = {
             "ann": await _join(server.ws_url("/room/lobby")),
             "ben": await _join(server.ws_url("/room/lobby")),
@@ -180,7 +176,7 @@ async def _channel_chat(name: str, title: str) -> Evidence:
         },
     )
     lines = (*(f"{who} heard: {messages}" for who, messages in heard.items()), f"server errors: {errors}")
-    return _evidence(name, title, lines, settled, heard=heard)
+    return trial.settle(lines, settled, heard=heard)
 
 
 BLANKS = {  # claim -> the line that fills the blank in the question's code
@@ -216,14 +212,13 @@ async def _fill_blank(claim: str) -> str:
 
 
 @experiment("the Broadcast('memory://') snippet run with each candidate line for the blank")
-async def _broadcast_api(name: str, title: str) -> Evidence:
+async def _broadcast_api(trial: Trial) -> Evidence:
     results = {claim: await _fill_blank(claim) for claim in BLANKS}
-    printed = {claim for claim, result in results.items() if result == "printed: lobby hi"}
-    shows = frozenset(printed)
     lines = [f"{BLANKS[claim]}  ->  {result}" for claim, result in results.items()]
     found = importlib.util.find_spec("fastapi_broadcast") is not None
     lines.append(f"import fastapi_broadcast: {'available' if found else 'no such module'}")
-    return _evidence(name, title, lines, {claim: claim in shows for claim in BLANKS}, results=results)
+    verdicts = {claim: result == "printed: lobby hi" for claim, result in results.items()}
+    return trial.settle(lines, verdicts, results=results)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,9 +279,9 @@ def _left_text(left: list[tuple[str, int, str]]) -> list[str]:
 
 
 @experiment("a ConnectionManager (except WebSocketDisconnect only): five clients join, four leave four ways")
-async def _manager_count(name: str, title: str) -> Evidence:
+async def _manager_count(trial: Trial) -> Evidence:
     app, active, left = _manager_app()
-    with serve(app, name=f"evidence-{name}") as server:
+    with trial.serve(app) as server:
         clients = await _join_manager(server, ("ann", "ben", "cy", "dee", "eve"))
         await clients["ann"].close()  # normal close: 1000
         await clients["ben"].close(4001, "bye")  # a close code of the app's own
@@ -326,22 +321,21 @@ async def _manager_count(name: str, title: str) -> Evidence:
         f"still in the set: {room}",
         f"server errors: {errors}",
     )
-    return _evidence(name, title, lines, settled, room=room, codes=codes)
+    return trial.settle(lines, settled, room=room, codes=codes)
 
 
 @experiment(
     "a ConnectionManager (except WebSocketDisconnect only): mallory sends a binary frame, then alice says hello"
 )
-async def _ghost_socket(name: str, title: str) -> Evidence:
+async def _ghost_socket(trial: Trial) -> Evidence:
     app, active, left = _manager_app("except")
-    with serve(app, name=f"evidence-{name}") as server:
+    with trial.serve(app) as server:
         clients = await _join_manager(server, ("alice", "bob", "mallory"))
         await clients["mallory"].send(b"\x89PNG")
         await clients["mallory"].wait_closed()
         await clients["alice"].send("hello")
-        with contextlib.suppress(ConnectionClosed, TimeoutError):
-            while True:  # whatever alice gets before her connection ends
-                await asyncio.wait_for(clients["alice"].recv(), 1)
+        with contextlib.suppress(ConnectionClosed):  # whatever alice gets before her connection ends
+            await collect(clients["alice"], [], quiet=1)
         await _until(lambda: bool(left))
         room = server.run(_names(active))
         caught = _left_text(left)
@@ -363,7 +357,7 @@ async def _ghost_socket(name: str, title: str) -> Evidence:
         f"alice's connection: {'closed' if clients['alice'].close_code is not None else 'open'}",
         f"server errors: {errors}",
     )
-    return _evidence(name, title, lines, settled, left=caught, room=room)
+    return trial.settle(lines, settled, left=caught, room=room)
 
 
 @dataclass(frozen=True)
@@ -374,17 +368,16 @@ class _Tidy:
 
 
 @experiment("broadcast() discards a socket whose send failed, inside `for other in active`; then alice says hello")
-async def _set_changed(name: str, title: str) -> Evidence:
+async def _set_changed(trial: Trial) -> Evidence:
     app, active, _ = _manager_app("tidy")
-    with serve(app, name=f"evidence-{name}") as server:
+    with trial.serve(app) as server:
         clients = await _join_manager(server, ("alice", "bob", "mallory"))
         await clients["mallory"].send(b"\x89PNG")
         await clients["mallory"].wait_closed()
         before = len(server.errors)  # mallory's KeyError: 'text'
         await clients["alice"].send("hello")
-        with contextlib.suppress(ConnectionClosed, TimeoutError):
-            while True:
-                await asyncio.wait_for(clients["alice"].recv(), 1)
+        with contextlib.suppress(ConnectionClosed):
+            await collect(clients["alice"], [], quiet=1)
         await _until(lambda: len(server.errors) > before, 1.0)
         room = server.run(_names(active))
         errors = server.errors[before:]
@@ -407,7 +400,7 @@ async def _set_changed(name: str, title: str) -> Evidence:
         f"alice's connection: {'dropped' if observed.alice_dropped else 'open'}",
         f"errors raised in alice's handler: {observed.error}",
     )
-    return _evidence(name, title, lines, settled, observed=observed)
+    return trial.settle(lines, settled, observed=observed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -415,7 +408,7 @@ async def _set_changed(name: str, title: str) -> Evidence:
 
 
 @experiment("a FastAPI app with lifespan=... that also registers @app.on_event('startup')")
-async def _lifespan_on_event(name: str, title: str) -> Evidence:
+async def _lifespan_on_event(trial: Trial) -> Evidence:
     ran = {"lifespan": False, "on_event": False}
 
     @asynccontextmanager
@@ -431,7 +424,7 @@ async def _lifespan_on_event(name: str, title: str) -> Evidence:
             ran["on_event"] = True
 
     try:
-        serve(app, name=f"evidence-{name}").stop()  # start-up and shutdown both run
+        trial.serve(app).stop()  # start-up and shutdown both run
         started = True
     except ServerStartError:
         started = False
@@ -454,7 +447,7 @@ async def _lifespan_on_event(name: str, title: str) -> Evidence:
         if deprecations
         else "DeprecationWarnings when registering it: none",
     )
-    return _evidence(name, title, lines, settled, ran=dict(ran))
+    return trial.settle(lines, settled, ran=dict(ran))
 
 
 STARTUP_FORMS = {  # claim -> the app the option shows
@@ -466,7 +459,7 @@ STARTUP_FORMS = {  # claim -> the app the option shows
 
 
 @experiment("four ways to register start-up code, each served by uvicorn: does `connect()` run?")
-async def _startup_code(name: str, title: str) -> Evidence:
+async def _startup_code(trial: Trial) -> Evidence:
     from starlette.applications import Starlette
 
     ran: list[str] = []
@@ -500,12 +493,11 @@ async def _startup_code(name: str, title: str) -> Evidence:
             except (TypeError, AttributeError) as exc:
                 results[form] = f"{type(exc).__name__}: {exc}"
                 continue
-            serve(app, name=f"evidence-{name}").stop()
+            trial.serve(app).stop()
             results[form] = "served; connect() ran" if form in ran else "served; connect() did not run"
-    shows = frozenset(claim for claim in STARTUP_FORMS if claim in ran)
     lines = [f"{STARTUP_FORMS[claim]}: {result}" for claim, result in results.items()]
     lines.append(f"warnings: {'; '.join(warning_lines(caught, Warning)) or 'none'}")
-    return _evidence(name, title, lines, {claim: claim in shows for claim in STARTUP_FORMS}, results=results)
+    return trial.settle(lines, {claim: claim in ran for claim in STARTUP_FORMS}, results=results)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -513,7 +505,7 @@ async def _startup_code(name: str, title: str) -> Evidence:
 
 
 @experiment("an endpoint that catches WebSocketDisconnect inside its loop and reads on; the client closes")
-async def _receive_after_disconnect(name: str, title: str) -> Evidence:
+async def _receive_after_disconnect(trial: Trial) -> Evidence:
     log: list[str] = []
     ended: list[bool] = []
     app = FastAPI()
@@ -533,7 +525,7 @@ async def _receive_after_disconnect(name: str, title: str) -> Evidence:
         finally:
             ended.append(True)
 
-    with serve(app, name=f"evidence-{name}") as server:
+    with trial.serve(app) as server:
         outcome = await attempt(server.ws_url("/echo"), send=["hi"], receive=1)
         await _until(lambda: bool(ended), 1.0)
         errors = server_errors(server)
@@ -553,11 +545,11 @@ async def _receive_after_disconnect(name: str, title: str) -> Evidence:
         f"the endpoint's log: {log}",
         f"the handler ended: {bool(ended)}; with the error: {errors}",
     )
-    return _evidence(name, title, lines, settled, **observed)
+    return trial.settle(lines, settled, **observed)
 
 
 @experiment("three clients connected to a FastAPI endpoint when the uvicorn server is stopped")
-async def _server_stop(name: str, title: str) -> Evidence:
+async def _server_stop(trial: Trial) -> Evidence:
     codes: list[int] = []
     app = FastAPI()
 
@@ -570,7 +562,7 @@ async def _server_stop(name: str, title: str) -> Evidence:
         except WebSocketDisconnect as exc:
             codes.append(exc.code)
 
-    server = serve(app, name=f"evidence-{name}")
+    server = trial.serve(app)
     try:
         clients = [await connect(server.ws_url("/idle")) for _ in range(3)]
         await asyncio.sleep(0.05)
@@ -598,7 +590,7 @@ async def _server_stop(name: str, title: str) -> Evidence:
         f"close frames the clients received: {received}; the server closed first: {server_first}",
         f"WebSocketDisconnect codes the endpoints caught: {sorted(codes)}",
     )
-    return _evidence(name, title, lines, settled, **observed)
+    return trial.settle(lines, settled, **observed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -636,7 +628,9 @@ async def _talk(server: ThreadServer, label: str) -> _Run:
 LOOP_FREE_TRIES = 5  # a free loop makes the error a race (see below): one run that happens to work proves nothing
 
 
-async def _connected_in_a_cell(name: str, url: str, label: str, *, loop_free: bool = False, mistake: str = "") -> _Run:
+async def _connected_in_a_cell(
+    trial: Trial, url: str, label: str, *, loop_free: bool = False, mistake: str = ""
+) -> _Run:
     """Connect a Broadcast on another loop (the kernel's, in a notebook), publish once there, serve an app using it.
 
     The other loop then stops (a cell blocked in a synchronous call) unless `loop_free`; a client says hello.
@@ -656,7 +650,7 @@ async def _connected_in_a_cell(name: str, url: str, label: str, *, loop_free: bo
         if not loop_free:
             other.call_soon_threadsafe(other.stop)
             thread.join(5)
-        with serve(_broadcaster_app(broadcast=in_cell, mistake=mistake), name=f"evidence-{name}") as server:
+        with trial.serve(_broadcaster_app(broadcast=in_cell, mistake=mistake)) as server:
             for _ in range(LOOP_FREE_TRIES if loop_free else 1):
                 run = await _talk(server, label)
                 if not run.works:
@@ -675,44 +669,42 @@ async def _connected_in_a_cell(name: str, url: str, label: str, *, loop_free: bo
 @experiment(
     "a Broadcast connected and test-published on another event loop, used by a served endpoint; then each proposed fix"
 )
-async def _cross_loop(name: str, title: str) -> Evidence:
+async def _cross_loop(trial: Trial) -> Evidence:
     from helpers import redis_server
 
     if not redis_server.available():
         raise EvidenceError(f"this experiment needs Redis: {redis_server.INSTALL_HINT}")
     with redis_server.private_redis_url() as url:  # started for this run and stopped after it
         wrong = await _connected_in_a_cell(
-            name, url, "redis://, connected on another loop (a cell's), that loop then blocked"
+            trial, url, "redis://, connected on another loop (a cell's), that loop then blocked"
         )
         fixes = {
             "lifespan-fix": None,
             "loop-free": await _connected_in_a_cell(
-                name,
+                trial,
                 url,
                 f"redis://, connected on the other loop, that loop left free ({LOOP_FREE_TRIES} clients in turn)",
                 loop_free=True,
             ),
             "wait-for-publish": await _connected_in_a_cell(
-                name,
+                trial,
                 url,
                 "redis://, connected on the other loop, publish() in asyncio.wait_for(..., 1)",
                 mistake="wait-for",
             ),
             "memory-url": await _connected_in_a_cell(
-                name, "memory://", "memory://, connected on the other loop, then blocked"
+                trial, "memory://", "memory://, connected on the other loop, then blocked"
             ),
         }
-        with serve(_broadcaster_app(url), name=f"evidence-{name}") as server:
+        with trial.serve(_broadcaster_app(url)) as server:
             fixes["lifespan-fix"] = await _talk(server, "redis://, connected in the app's lifespan")
     runs = {claim: run for claim, run in fixes.items() if run is not None}
-    shows = frozenset(claim for claim, run in runs.items() if wrong.different_loop and run.works)
     lines = wrong.describe()
     for run in runs.values():
         lines += run.describe()
     lines.append("a fix works when the client's 'hello' comes back and the server logs no error")
-    return _evidence(
-        name, title, lines, {claim: claim in shows for claim in runs}, works={c: r.works for c, r in runs.items()}
-    )
+    verdicts = {claim: wrong.different_loop and run.works for claim, run in runs.items()}
+    return trial.settle(lines, verdicts, works={c: r.works for c, r in runs.items()})
 
 
 async def _next_item_run(server: ThreadServer, queue: asyncio.Queue[str], item: str) -> str:
@@ -729,7 +721,7 @@ async def _next_item_run(server: ThreadServer, queue: asyncio.Queue[str], item: 
 
 
 @experiment("a module-level asyncio.Queue used by an endpoint, across a server restart; then one made in the lifespan")
-async def _module_queue(name: str, title: str) -> Evidence:
+async def _module_queue(trial: Trial) -> Evidence:
     from starlette.applications import Starlette
     from starlette.routing import WebSocketRoute
 
@@ -756,7 +748,7 @@ async def _module_queue(name: str, title: str) -> Evidence:
     replies: dict[str, list[str]] = {"module-level queue": [], "queue made in the lifespan": []}
     for label, app in (("module-level queue", module_app), ("queue made in the lifespan", fixed_app)):
         for number in (1, 2):  # the second time round, a restart
-            with serve(app, name=f"evidence-{name}") as server:
+            with trial.serve(app) as server:
                 queue = app.state.inbox if app is fixed_app else inbox  # the lifespan made a new one
                 replies[label].append(await _next_item_run(server, queue, f"item {number}"))
     first, second = replies["module-level queue"]
@@ -780,7 +772,7 @@ async def _module_queue(name: str, title: str) -> Evidence:
         f"module-level queue, server #2 (after a restart): {second}",
         f"queue made in the lifespan, servers #1 and #2: {fixed}",
     )
-    return _evidence(name, title, lines, settled, replies=replies)
+    return trial.settle(lines, settled, replies=replies)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -795,15 +787,13 @@ def __getattr__(attribute: str) -> Any:
 
 
 @experiment("the same broadcaster chat with memory:// in two server processes, A and B")
-async def _memory_two_processes(name: str, title: str) -> Evidence:
+async def _memory_two_processes(trial: Trial) -> Evidence:
     servers = {}
     heard: dict[str, list[str | bytes]] = {}
     errors = "the servers did not start"
     try:
         for place in ("A", "B"):
-            servers[place] = serve_process(
-                "helpers.evidence.broadcasting:two_process_chat", name=f"evidence-{name}-{place}"
-            )
+            servers[place] = trial.serve_process("helpers.evidence.broadcasting:two_process_chat", place)
         clients = {
             "ann (on A)": await _join(servers["A"].ws_url("/chat")),
             "ben (on A)": await _join(servers["A"].ws_url("/chat")),
@@ -832,14 +822,12 @@ async def _memory_two_processes(name: str, title: str) -> Evidence:
     lines = [f"both processes started and served: {started}"]
     lines += [f"{who} heard: {messages or 'nothing'}" for who, messages in heard.items()]
     lines.append(f"errors the two servers logged: {errors}")
-    return _evidence(name, title, lines, settled, heard=heard)
+    return trial.settle(lines, settled, heard=heard)
 
 
 # --------------------------------------------------------------------------------------------------
 # slow clients
 
-SLOW_MESSAGES = 40
-SLOW_SIZE = 256_000
 KEEPALIVE = {"ws_ping_interval": 0.5, "ws_ping_timeout": 1.0}  # uvicorn's options: a ping every 0.5 s, 1 s to answer
 
 
@@ -896,91 +884,6 @@ def _queued_app(**options: Any) -> tuple[Any, Any]:
     return Starlette(routes=[WebSocketRoute("/chat", chat)]), hub
 
 
-def small_socket(port: int) -> socket.socket:
-    """A connected socket with a small receive buffer, so a client that never reads fills up quickly."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    sock.connect(("127.0.0.1", port))
-    sock.setblocking(False)
-    return sock
-
-
-@dataclass
-class SlowScene:
-    """Three clients of a chat: `slow` never reads, `sender` sends big messages, `fast` just reads."""
-
-    slow: ClientConnection
-    fast: ClientConnection
-    sender: ClientConnection
-
-    published: int = 0  # the sender's messages whose own copy came back (so the server has published them)
-
-    @property
-    def slow_port(self) -> int:
-        """The slow client's own port: the server sees it as the client's address."""
-        return int(self.slow.transport.get_extra_info("sockname")[1])
-
-    async def burst(self, window: float = 1.0, count: int = SLOW_MESSAGES, stall: float | None = None) -> int:
-        """The sender sends `count` x 256 kB, each after its own copy came back; how many `fast` got within `window`.
-
-        Pacing on the sender's own copies keeps the rate at what reading clients can take, so a server that
-        drops messages for slow clients loses none for these two. Each message starts with a 4-digit tag,
-        numbered on from the previous burst. With `stall`, the burst also ends once a copy takes longer than that.
-        """
-        got = 0
-        first = self.published
-
-        async def drain() -> None:
-            nonlocal got
-            while got < count:
-                await self.fast.recv()
-                got += 1
-
-        async def paced() -> None:
-            for n in range(first, first + count):
-                tag = f"{n:04d}"
-                await self.sender.send(tag + "x" * SLOW_SIZE)
-                while str(await asyncio.wait_for(self.sender.recv(), stall))[:4] != tag:
-                    pass
-                self.published = n + 1
-
-        tasks = [asyncio.create_task(drain()), asyncio.create_task(paced())]
-        try:
-            with contextlib.suppress(TimeoutError, ConnectionClosed):
-                await asyncio.wait_for(asyncio.gather(*tasks), window)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        return got
-
-
-@asynccontextmanager
-async def slow_client_scene(server: ThreadServer, path: str = "/chat") -> AsyncIterator[SlowScene]:
-    """Connect the slow client first (so a plain loop over clients meets it first), then fast and sender.
-
-    On exit every connection is aborted: a client that does not read could never finish a close handshake,
-    and aborting also unblocks a server stuck sending to it.
-    """
-    options: dict[str, Any] = {"max_size": None, "compression": None}
-    slow = await connect(server.ws_url(path), max_queue=1, sock=small_socket(server.port), **options)
-    fast = await connect(server.ws_url(path), **options)
-    sender = await connect(server.ws_url(path), **options)
-    await asyncio.sleep(0.05)  # let the endpoints register all three
-    try:
-        yield SlowScene(slow, fast, sender)
-    finally:
-        for ws in (slow, fast, sender):
-            ws.transport.abort()
-        await asyncio.sleep(0.01)  # let the aborted transports finish closing their sockets
-
-
-async def slow_client_run(server: ThreadServer, path: str = "/chat", window: float = 1.0) -> tuple[int, int]:
-    """(messages a reading client got within `window`, messages sent) while one client never reads."""
-    async with slow_client_scene(server, path) as scene:
-        return await scene.burst(window), SLOW_MESSAGES
-
-
 @dataclass(frozen=True)
 class _Stuck:
     got: int  # messages the reading client got in the first burst
@@ -1004,9 +907,9 @@ async def _protocol_state(protocol: Any) -> tuple[tuple[int, str] | None, bool, 
     "one client never reads; 40 x 256 kB are broadcast by `await send_text()` for each client in turn "
     "(uvicorn keepalive: ping every 0.5 s, 1 s to answer), then through a FanOut"
 )
-async def _slow_client(name: str, title: str) -> Evidence:
+async def _slow_client(trial: Trial) -> Evidence:
     app, protocols = _with_protocols(_sequential_app())
-    with serve(app, name=f"evidence-{name}", **KEEPALIVE) as server:
+    with trial.serve(app, **KEEPALIVE) as server:
         async with slow_client_scene(server) as scene:
             got = await scene.burst(1.0)
             protocol = protocols.get(scene.slow_port)
@@ -1021,7 +924,7 @@ async def _slow_client(name: str, title: str) -> Evidence:
             got_after = await scene.burst(0.5, count=5)
             errors = server_errors(server)
     queued_app, _ = _queued_app()
-    with serve(queued_app, name=f"evidence-{name}") as server:
+    with trial.serve(queued_app) as server:
         queued_got, total = await slow_client_run(server)
     observed = _Stuck(got, errors, frame, closing, unflushed, writable, got_after, queued_got)
     keepalive_gave_up = frame == (1011, "keepalive ping timeout") and closing
@@ -1054,7 +957,7 @@ async def _slow_client(name: str, title: str) -> Evidence:
         f"errors the server logged meanwhile: {errors}",
         f"a bounded queue + writer task per client (helpers.fanout.FanOut): it got {share(queued_got, total)}",
     )
-    return _evidence(name, title, lines, settled, observed=observed)
+    return trial.settle(lines, settled, observed=observed)
 
 
 @dataclass(frozen=True)
@@ -1070,23 +973,20 @@ class _Policy:
 
 async def _drain(ws: ClientConnection, quiet: float = 0.5) -> tuple[int, str]:
     """Let a client that never read read now: how many messages were waiting, and how its connection ended."""
-    received = 0
+    received: list[str | bytes] = []
     try:
-        while True:
-            await asyncio.wait_for(ws.recv(decode=False), quiet)
-            received += 1
-    except TimeoutError:
-        return received, "still open"
+        await collect(ws, received, quiet=quiet)
     except ConnectionClosed as exc:
         return (
-            received,
+            len(received),
             "dropped without a close frame" if exc.rcvd is None else f"closed by the server: {exc.rcvd.code}",
         )
+    return len(received), "still open"
 
 
-async def _policy_run(name: str, policy: str) -> _Policy:
+async def _policy_run(trial: Trial, policy: str) -> _Policy:
     app, hub = _queued_app(policy=policy)
-    with serve(app, name=f"evidence-{name}") as server:
+    with trial.serve(app) as server:
         async with slow_client_scene(server) as scene:
             got = await scene.burst(1.5)
             slow = str(scene.slow_port)
@@ -1107,9 +1007,9 @@ async def _policy_run(name: str, policy: str) -> _Policy:
 
 
 @experiment("FanOut(max_queue=8) with one client that never reads; 40 x 256 kB broadcast; each policy")
-async def _queue_policy(name: str, title: str) -> Evidence:
-    dropping = await _policy_run(name, "drop-oldest")
-    evicting = await _policy_run(name, "disconnect")
+async def _queue_policy(trial: Trial) -> Evidence:
+    dropping = await _policy_run(trial, "drop-oldest")
+    evicting = await _policy_run(trial, "disconnect")
     settled = settle(
         dropping,
         {
@@ -1142,4 +1042,4 @@ async def _queue_policy(name: str, title: str) -> Evidence:
         )
 
     lines = (*describe('policy="drop-oldest"', dropping), *describe('policy="disconnect"', evicting))
-    return _evidence(name, title, lines, settled, dropping=dropping, evicting=evicting)
+    return trial.settle(lines, settled, dropping=dropping, evicting=evicting)

@@ -1,6 +1,6 @@
 """Evidence for the Django Channels quiz (quizzes/channels.toml).
 
-Every experiment ends in `_settle()`: each claim a quiz option makes gets a verdict computed from what the run
+Every experiment ends in `trial.settle()`: each claim a quiz option makes gets a verdict computed from what the run
 observed (an outcome, a server error, a measured bucket), True puts it in `shows` and False in `refutes`. So a
 distractor is refuted by an observation, never by default, and the fact lines print the observation that
 settled it. The servers are uvicorn 0.54 with its default `websockets-sansio` protocol, on loopback; the pytest
@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 
 from helpers import django_env
 from helpers.clients import attempt, collect, connect
-from helpers.evidence.core import Evidence, experiment, from_verdicts
+from helpers.evidence.core import Evidence, Experiment, Trial, experiment
 from helpers.evidence.shared import (
     handshake_kind,
     listen,
@@ -36,22 +36,24 @@ from helpers.evidence.shared import (
     warning_lines,
 )
 from helpers.loops import await_on
-from helpers.servers import ThreadServer, serve
+from helpers.servers import ThreadServer
+
+__all__: list[str] = []  # importing the module registers its experiments; run them with evidence.run()
 
 ON = "uvicorn 0.54 (websockets-sansio)"
 
 
-def _settle(
-    name: str,
-    title: str,
-    lines: Iterable[str],
-    verdicts: dict[str, bool],
-    value: dict[str, Any] | None = None,
-    on: str | None = ON,
-) -> Evidence:
-    """Evidence whose every claim is settled (see `from_verdicts`), its lines headed by the server the run used."""
-    head = (f"server: {on}",) if on else ()
-    return from_verdicts(name, title, (*head, *lines), verdicts, value)
+def _channels_experiment(title: str) -> Callable[[Callable[[Trial], Awaitable[Evidence]]], Experiment]:
+    """Register an experiment on Channels consumers: Django is set up first, and its facts name the server used."""
+    return experiment(title, setup=django_env.ensure, head=(f"server: {ON}",))
+
+
+def _routes(routes: Mapping[str, Any]) -> Any:
+    """A URLRouter with one Django `path()` per route: a consumer class (served with as_asgi()) or an ASGI app."""
+    from channels.routing import URLRouter
+    from django.urls import path
+
+    return URLRouter([path(route, app.as_asgi() if hasattr(app, "as_asgi") else app) for route, app in routes.items()])
 
 
 def _yes(flag: bool) -> str:
@@ -98,12 +100,9 @@ GREETINGS = {
 }
 
 
-@experiment("four connect() bodies that try to greet the client with 'hi', one per path")
-async def _accept_opens(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment("four connect() bodies that try to greet the client with 'hi', one per path")
+async def _accept_opens(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncWebsocketConsumer
-    from channels.routing import URLRouter
-    from django.urls import path
 
     class Greeter(AsyncWebsocketConsumer):
         async def connect(self) -> None:
@@ -121,11 +120,11 @@ async def _accept_opens(name: str, title: str) -> Evidence:
                 self.accept()  # BUG on purpose: the forgotten await is the point
                 await self.send("hi")
 
-    app = URLRouter([path("<str:variant>/", Greeter.as_asgi())])
+    app = _routes({"<str:variant>/": Greeter})
     lines: list[str] = []
     verdicts: dict[str, bool] = {}
     outcomes = {}
-    with recording_warnings() as caught, serve(app, name=f"evidence-{name}") as server:
+    with recording_warnings() as caught, trial.serve(app) as server:
         for variant, code in GREETINGS.items():
             server.log.clear()
             outcome = await attempt(server.ws_url(f"/{variant}/"), receive=1, timeout=0.5, open_timeout=1)
@@ -133,12 +132,11 @@ async def _accept_opens(name: str, title: str) -> Evidence:
             verdicts[f"{variant}-greets"] = outcome.messages == ["hi"]
             lines += [code, f"    client saw: {outcome}", f"    server errors: {server_errors(server)}"]
     lines += [f"warning on the server: {w}" for w in warning_lines(caught, RuntimeWarning)]
-    return _settle(name, title, lines, verdicts, {"outcomes": outcomes})
+    return trial.settle(lines, verdicts, outcomes=outcomes)
 
 
-@experiment("after accept, the consumer closes with 4003 'room is full'; a websockets client and a raw one")
-async def _close_after_accept(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment("after accept, the consumer closes with 4003 'room is full'; a websockets client and a raw one")
+async def _close_after_accept(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncWebsocketConsumer
 
     codes: list[int] = []
@@ -153,7 +151,7 @@ async def _close_after_accept(name: str, title: str) -> Evidence:
             codes.append(code)
             ran.set()
 
-    with serve(Full.as_asgi(), name=f"evidence-{name}") as server:
+    with trial.serve(Full.as_asgi()) as server:
         client = await attempt(server.ws_url("/"))
         await _wait(ran, 1)
         client_codes = list(codes)
@@ -188,12 +186,11 @@ async def _close_after_accept(name: str, title: str) -> Evidence:
         f"    disconnect() ran within 0.5 s all the same: {_yes(ran_unanswered)}, with code {raw_codes}",
         f"server errors: {errors}",
     )
-    return _settle(name, title, lines, verdicts, {"client": client, "client_codes": client_codes, "raw": raw_codes})
+    return trial.settle(lines, verdicts, client=client, client_codes=client_codes, raw=raw_codes)
 
 
-@experiment("a client's TCP connection is cut without a close frame: before accept, and after it")
-async def _vanishing_client(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment("a client's TCP connection is cut without a close frame: before accept, and after it")
+async def _vanishing_client(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncWebsocketConsumer
 
     codes: dict[str, list[int]] = {"/undecided/": [], "/open/": []}
@@ -209,7 +206,7 @@ async def _vanishing_client(name: str, title: str) -> Evidence:
             ended[self.scope["path"]].set()
 
     statuses: dict[str, int | None] = {}
-    with serve(Recorder.as_asgi(), name=f"evidence-{name}") as server:
+    with trial.serve(Recorder.as_asgi()) as server:
         for key in codes:
             reader, writer = await _raw_handshake(server, key)
             try:
@@ -231,7 +228,7 @@ async def _vanishing_client(name: str, title: str) -> Evidence:
         f"cut after HTTP {statuses['/open/']} (open): disconnect() got {after or 'no call'}",
         f"server errors: {errors}",
     )
-    return _settle(name, title, lines, verdicts, {"before": before, "after": after})
+    return trial.settle(lines, verdicts, before=before, after=after)
 
 
 SUBPROTOCOL_CLIENTS = {
@@ -241,12 +238,9 @@ SUBPROTOCOL_CLIENTS = {
 }
 
 
-@experiment("a consumer that knows only chat.v1 picks from scope['subprotocols']; three clients")
-async def _subprotocol_choice(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment("a consumer that knows only chat.v1 picks from scope['subprotocols']; three clients")
+async def _subprotocol_choice(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncWebsocketConsumer
-    from channels.routing import URLRouter
-    from django.urls import path
 
     known = ["chat.v1"]
 
@@ -262,9 +256,9 @@ async def _subprotocol_choice(name: str, title: str) -> Evidence:
             await self.accept(subprotocol="chat.v1")  # whatever the client offered
             await self.send("speaking chat.v1")
 
-    app = URLRouter([path("pick/", Picker.as_asgi()), path("insist/", Insister.as_asgi())])
+    app = _routes({"pick/": Picker, "insist/": Insister})
     seen = {}
-    with serve(app, name=f"evidence-{name}") as server:
+    with trial.serve(app) as server:
         for label, (url_path, offer) in SUBPROTOCOL_CLIENTS.items():
             seen[label] = await attempt(server.ws_url(url_path), subprotocols=offer, receive=1, open_timeout=1)
     x, y, forced = seen.values()
@@ -275,15 +269,14 @@ async def _subprotocol_choice(name: str, title: str) -> Evidence:
         "client-takes-any": forced.opened,
     }
     lines = [f"{label}: {outcome}" for label, outcome in seen.items()]
-    return _settle(name, title, lines, verdicts, {"outcomes": seen})
+    return trial.settle(lines, verdicts, outcomes=seen)
 
 
 # -- scope and users
 
 
-@experiment("a client without a session cookie, consumer wrapped in AuthMiddlewareStack")
-async def _anonymous_user(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment("a client without a session cookie, consumer wrapped in AuthMiddlewareStack")
+async def _anonymous_user(trial: Trial) -> Evidence:
     from channels.auth import AuthMiddlewareStack
     from channels.generic.websocket import AsyncWebsocketConsumer
     from django.contrib.auth.models import AnonymousUser
@@ -307,7 +300,7 @@ async def _anonymous_user(name: str, title: str) -> Evidence:
             await self.accept()
             await self.send(f"str(user)={user}")
 
-    with serve(AuthMiddlewareStack(Probe.as_asgi()), name=f"evidence-{name}") as server:
+    with trial.serve(AuthMiddlewareStack(Probe.as_asgi())) as server:
         outcome = await attempt(server.ws_url("/"), receive=1)
         errors = server_errors(server)
     expressions = ["user is None", "not user.is_authenticated", "type(user) is AnonymousUser"]
@@ -324,15 +317,14 @@ async def _anonymous_user(name: str, title: str) -> Evidence:
         *(f"{expression}: {seen.get(expression)}" for expression in expressions),
         f"server errors: {errors}",
     ]
-    return _settle(name, title, lines, verdicts, {"outcome": outcome, "seen": seen})
+    return trial.settle(lines, verdicts, outcome=outcome, seen=seen)
 
 
-@experiment("scope['user'] read before accept, after accept, and scope['path'] read first: no AuthMiddlewareStack")
-async def _user_without_middleware(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment(
+    "scope['user'] read before accept, after accept, and scope['path'] read first: no AuthMiddlewareStack"
+)
+async def _user_without_middleware(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncWebsocketConsumer
-    from channels.routing import URLRouter
-    from django.urls import path
 
     class Careless(AsyncWebsocketConsumer):
         async def connect(self) -> None:
@@ -352,15 +344,9 @@ async def _user_without_middleware(name: str, title: str) -> Evidence:
             await self.accept()
             await self.send(f"you are at {where}")
 
-    app = URLRouter(
-        [
-            path("careless/", Careless.as_asgi()),
-            path("after/", AfterAccept.as_asgi()),
-            path("path/", PathFirst.as_asgi()),
-        ]
-    )
+    app = _routes({"careless/": Careless, "after/": AfterAccept, "path/": PathFirst})
     outcomes, errors = {}, {}
-    with serve(app, name=f"evidence-{name}") as server:
+    with trial.serve(app) as server:
         for key in ("careless", "after", "path"):
             server.log.clear()
             outcomes[key] = await attempt(server.ws_url(f"/{key}/"), receive=1, timeout=0.5)
@@ -379,15 +365,12 @@ async def _user_without_middleware(name: str, title: str) -> Evidence:
         f"    server errors: {'; '.join(errors['after']) or 'none'}",
         f"scope['path'] before accept: client saw: {outcomes['path']}",
     )
-    return _settle(name, title, lines, verdicts, {"outcomes": outcomes, "errors": errors})
+    return trial.settle(lines, verdicts, outcomes=outcomes, errors=errors)
 
 
-@experiment("Refuser closes before accepting; Silent returns from connect() without accepting or closing")
-async def _refuse_vs_silence(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment("Refuser closes before accepting; Silent returns from connect() without accepting or closing")
+async def _refuse_vs_silence(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncWebsocketConsumer
-    from channels.routing import URLRouter
-    from django.urls import path
 
     class Refuser(AsyncWebsocketConsumer):
         async def connect(self) -> None:
@@ -397,8 +380,8 @@ async def _refuse_vs_silence(name: str, title: str) -> Evidence:
         async def connect(self) -> None:
             return
 
-    app = URLRouter([path("refuser/", Refuser.as_asgi()), path("silent/", Silent.as_asgi())])
-    with serve(app, name=f"evidence-{name}") as server:
+    app = _routes({"refuser/": Refuser, "silent/": Silent})
+    with trial.serve(app) as server:
         refused = await attempt(server.ws_url("/refuser/"), open_timeout=0.5)
         silent = await attempt(server.ws_url("/silent/"), open_timeout=0.5)
     refused_kind = handshake_kind(refused)
@@ -407,7 +390,7 @@ async def _refuse_vs_silence(name: str, title: str) -> Evidence:
     seen = f"{refused_kind}+{handshake_kind(silent)}"
     verdicts = {claim: seen == claim for claim in ("403+403", "403+timeout", "close-4403+403", "timeout+timeout")}
     lines = (f"Refuser (await self.close(code=4403)): {refused}", f"Silent (no accept, no close): {silent}")
-    return _settle(name, title, lines, verdicts, {"refuser": refused, "silent": silent})
+    return trial.settle(lines, verdicts, refuser=refused, silent=silent)
 
 
 WHICH_403 = {
@@ -418,13 +401,10 @@ WHICH_403 = {
 }
 
 
-@experiment("four consumers, one Python client each (no Origin header, no cookie)")
-async def _which_403(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment("four consumers, one Python client each (no Origin header, no cookie)")
+async def _which_403(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncWebsocketConsumer
-    from channels.routing import URLRouter
     from channels.security.websocket import AllowedHostsOriginValidator
-    from django.urls import path
 
     class CloseFirst(AsyncWebsocketConsumer):
         async def connect(self) -> None:
@@ -443,23 +423,23 @@ async def _which_403(name: str, title: str) -> Evidence:
             self.user = self.scope["user"]
             await self.accept()
 
-    app = URLRouter(
-        [
-            path("close-before-accept/", CloseFirst.as_asgi()),
-            path("origin-validator/", AllowedHostsOriginValidator(Fine.as_asgi())),
-            path("accept-without-await/", NoAwait.as_asgi()),
-            path("user-without-middleware/", NeedsUser.as_asgi()),
-        ]
+    app = _routes(
+        {
+            "close-before-accept/": CloseFirst,
+            "origin-validator/": AllowedHostsOriginValidator(Fine.as_asgi()),
+            "accept-without-await/": NoAwait,
+            "user-without-middleware/": NeedsUser,
+        }
     )
     verdicts: dict[str, bool] = {}
     lines, outcomes = [], {}
-    with recording_warnings(), serve(app, name=f"evidence-{name}") as server:
+    with recording_warnings(), trial.serve(app) as server:
         for key, label in WHICH_403.items():
             outcome = await attempt(server.ws_url(f"/{key}/"), open_timeout=0.5)
             outcomes[key] = outcome
             verdicts[f"{key}-403"] = outcome.status == 403
             lines.append(f"{label}: {outcome}")
-    return _settle(name, title, lines, verdicts, {"outcomes": outcomes})
+    return trial.settle(lines, verdicts, outcomes=outcomes)
 
 
 # -- sending
@@ -474,12 +454,9 @@ SEND_VARIANTS = {
 }
 
 
-@experiment("four consumers try to send a dict as one JSON text frame, each on its own path")
-async def _json_send(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment("four consumers try to send a dict as one JSON text frame, each on its own path")
+async def _json_send(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer, JsonWebsocketConsumer
-    from channels.routing import URLRouter
-    from django.urls import path
 
     class AsyncPlain(AsyncWebsocketConsumer):
         async def connect(self) -> None:
@@ -507,23 +484,22 @@ async def _json_send(name: str, title: str) -> Evidence:
         "send-dumps": AsyncDumps,
         "json-consumer-send-dict": AsyncJsonDict,
     }
-    app = URLRouter([path(f"{key}/", consumer.as_asgi()) for key, consumer in consumers.items()])
+    app = _routes({f"{key}/": consumer for key, consumer in consumers.items()})
     expected = json.dumps(PAYLOAD)
     verdicts: dict[str, bool] = {}
     lines, outcomes = [], {}
-    with serve(app, name=f"evidence-{name}") as server:
+    with trial.serve(app) as server:
         for key, code in SEND_VARIANTS.items():
             server.log.clear()
             outcome = await attempt(server.ws_url(f"/{key}/"), receive=1, timeout=0.5)
             outcomes[key] = outcome
             verdicts[key] = outcome.messages == [expected]
             lines += [code, f"    client saw: {outcome}", f"    server errors: {server_errors(server)}"]
-    return _settle(name, title, lines, verdicts, {"outcomes": outcomes})
+    return trial.settle(lines, verdicts, outcomes=outcomes)
 
 
-@experiment("an AsyncJsonWebsocketConsumer is sent a JSON text, then a text that is not JSON")
-async def _non_json(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment("an AsyncJsonWebsocketConsumer is sent a JSON text, then a text that is not JSON")
+async def _non_json(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
     contents: list[Any] = []
@@ -537,7 +513,7 @@ async def _non_json(name: str, title: str) -> Evidence:
         async def disconnect(self, code: int) -> None:
             disconnects.append(code)
 
-    with serve(JsonEcho.as_asgi(), name=f"evidence-{name}") as server:
+    with trial.serve(JsonEcho.as_asgi()) as server:
         good = await attempt(server.ws_url("/"), send=['{"n": 1}'], receive=1, timeout=0.5)
         await asyncio.sleep(0.1)  # the consumer's disconnect() for the good client
         good_disconnects = list(disconnects)
@@ -562,22 +538,21 @@ async def _non_json(name: str, title: str) -> Evidence:
         f"    receive_json() was called with: {contents}",
         f"    disconnect() calls for that connection: {disconnects or 'none'}",
     )
-    return _settle(name, title, lines, verdicts, {"good": good, "bad": bad, "errors": errors})
+    return trial.settle(lines, verdicts, good=good, bad=bad, errors=errors)
 
 
 # -- forgotten awaits
 
 
-@experiment("connect() calls self.accept() without await; the client allows 0.5 s for the handshake")
-async def _missing_await_accept(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment("connect() calls self.accept() without await; the client allows 0.5 s for the handshake")
+async def _missing_await_accept(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncWebsocketConsumer
 
     class ForgetsAwait(AsyncWebsocketConsumer):
         async def connect(self) -> None:
             self.accept()  # BUG on purpose: the forgotten await is the point
 
-    with recording_warnings() as caught, serve(ForgetsAwait.as_asgi(), name=f"evidence-{name}") as server:
+    with recording_warnings() as caught, trial.serve(ForgetsAwait.as_asgi()) as server:
         outcome = await attempt(server.ws_url("/"), open_timeout=0.5)
         errors = list(server.errors)
     found = warning_lines(caught, RuntimeWarning)
@@ -594,7 +569,7 @@ async def _missing_await_accept(name: str, title: str) -> Evidence:
         f"exceptions and errors uvicorn logged: {'; '.join(errors) or 'none'}",
         f"warnings on the server: {'; '.join(found) or 'none'}",
     )
-    return _settle(name, title, lines, verdicts, {"outcome": outcome, "warnings": found, "errors": errors})
+    return trial.settle(lines, verdicts, outcome=outcome, warnings=found, errors=errors)
 
 
 FORGOT_TEST = '''\
@@ -616,7 +591,7 @@ PYTEST_RUNS = {  # claim -> (command-line options, the [pytest] settings file)
 
 
 @experiment("one test that forgets an await, run by pytest six times with different warning filters")
-async def _warnings_as_errors(name: str, title: str) -> Evidence:
+async def _warnings_as_errors(trial: Trial) -> Evidence:
     import pytest
 
     verdicts: dict[str, bool] = {}
@@ -646,15 +621,16 @@ async def _warnings_as_errors(name: str, title: str) -> Evidence:
             lines.append(
                 f"    the test {'FAILED' if failed else 'passed'}; pytest reported the forgotten await {report}"
             )
-    return _settle(name, title, lines, verdicts, {"result": results}, on=None)
+    return trial.settle(lines, verdicts, result=results)
 
 
 # -- groups and the channel layer
 
 
-@experiment("ada sends 'hello' to a room with bob; each consumer's chat_message() names itself; cy joins later")
-async def _channel_layer_role(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment(
+    "ada sends 'hello' to a room with bob; each consumer's chat_message() names itself; cy joins later"
+)
+async def _channel_layer_role(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncWebsocketConsumer
 
     class Room(AsyncWebsocketConsumer):
@@ -674,7 +650,7 @@ async def _channel_layer_role(name: str, title: str) -> Evidence:
         async def chat_message(self, event: dict[str, Any]) -> None:
             await self.send(text_data=f"to {self.who}: {event['text']}")
 
-    with serve(Room.as_asgi(), name=f"evidence-{name}") as server:
+    with trial.serve(Room.as_asgi()) as server:
         async with connect(server.ws_url("/?who=ada")) as ada, connect(server.ws_url("/?who=bob")) as bob:
             await ada.send("hello")
             (ada_heard, _), (bob_heard, _) = await asyncio.gather(listen(ada), listen(bob))
@@ -695,16 +671,15 @@ async def _channel_layer_role(name: str, title: str) -> Evidence:
         f"cy, who joined after the line was sent, heard: {late_heard or 'nothing'}",
         f"server errors: {errors}",
     )
-    return _settle(name, title, lines, verdicts)
+    return trial.settle(lines, verdicts)
 
 
 ORDER_NAMES = ("ada", "bob", "cy")
 ORDER_LINES = 3
 
 
-@experiment("ada, bob and cy in one room take turns sending 3 numbered lines each")
-async def _group_order(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment("ada, bob and cy in one room take turns sending 3 numbered lines each")
+async def _group_order(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncWebsocketConsumer
 
     class Room(AsyncWebsocketConsumer):
@@ -725,7 +700,7 @@ async def _group_order(name: str, title: str) -> Evidence:
 
     total = len(ORDER_NAMES) * ORDER_LINES
     heard: dict[str, list[str | bytes]] = {who: [] for who in ORDER_NAMES}
-    with serve(Room.as_asgi(), name=f"evidence-{name}") as server:
+    with trial.serve(Room.as_asgi()) as server:
         clients = {who: await connect(server.ws_url("/")) for who in ORDER_NAMES}
         try:
             for number in range(1, ORDER_LINES + 1):
@@ -753,12 +728,11 @@ async def _group_order(name: str, title: str) -> Evidence:
         f"clients that received each line: {sorted(set(deliveries.values()))}",
         f"server errors: {errors}",
     ]
-    return _settle(name, title, lines, verdicts, {"heard": heard})
+    return trial.settle(lines, verdicts, heard=heard)
 
 
-@experiment("group_send of type 'chat.message' to consumers whose handler is named chat_msg")
-async def _missing_group_handler(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment("group_send of type 'chat.message' to consumers whose handler is named chat_msg")
+async def _missing_group_handler(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.layers import get_channel_layer
 
@@ -784,7 +758,7 @@ async def _missing_group_handler(name: str, title: str) -> Evidence:
             await self.send(text_data=event["text"])
 
     layer = get_channel_layer()
-    with serve(Typo.as_asgi(), name=f"evidence-{name}") as server:
+    with trial.serve(Typo.as_asgi()) as server:
         async with connect(server.ws_url("/")) as ada, connect(server.ws_url("/")) as bob:
             await ada.send("hello")
             (ada_heard, ada_end), (bob_heard, bob_end) = await asyncio.gather(listen(ada), listen(bob))
@@ -805,7 +779,7 @@ async def _missing_group_handler(name: str, title: str) -> Evidence:
         f"server errors: {'; '.join(dict.fromkeys(errors)) or 'none'} (x{len(no_handler)})",
         f"disconnect() calls: {disconnects or 'none'}; mailboxes still listed in the group afterwards: {len(left)}",
     )
-    return _settle(name, title, lines, verdicts)
+    return trial.settle(lines, verdicts)
 
 
 # -- blocking and threads
@@ -820,9 +794,8 @@ def _bucket(seconds: float) -> str:
     return "under 0.15 s" if seconds < WORK_SECONDS / 4 else "between 0.15 and 0.3 s (busy machine?)"
 
 
-@experiment("client A's message makes its consumer wait 0.6 s; client B sends 'ping' meanwhile")
-async def _blocking_call(name: str, title: str) -> Evidence:
-    django_env.ensure()
+@_channels_experiment("client A's message makes its consumer wait 0.6 s; client B sends 'ping' meanwhile")
+async def _blocking_call(trial: Trial) -> Evidence:
     from channels.generic.websocket import AsyncWebsocketConsumer
 
     class Worker(AsyncWebsocketConsumer):
@@ -844,7 +817,7 @@ async def _blocking_call(name: str, title: str) -> Evidence:
 
     latency: dict[str, float] = {}
     endings: dict[str, str] = {}
-    with serve(Worker.as_asgi(), name=f"evidence-{name}") as server:
+    with trial.serve(Worker.as_asgi()) as server:
         for path in ("/time.sleep", "/asyncio.sleep", "/to_thread"):
             async with connect(server.ws_url(path)) as a, connect(server.ws_url(path)) as b:
                 await b.send("warm-up")
@@ -874,16 +847,13 @@ async def _blocking_call(name: str, title: str) -> Evidence:
         f"await asyncio.to_thread(time.sleep, 0.6): B's echo came back {_bucket(threaded)} ({endings['/to_thread']})",
         f"server errors: {'; '.join(errors) or 'none'}",
     )
-    return _settle(name, title, lines, verdicts)
+    return trial.settle(lines, verdicts)
 
 
-@experiment("a sync consumer sleeps 0.6 s in receive(); two async consumers on the same server echo meanwhile")
-async def _sync_thread_queue(name: str, title: str) -> Evidence:
-    django_env.ensure()
+def _sync_queue_app() -> Any:
+    """/sync/ sleeps 0.6 s in a sync receive(); /async/ echoes; /async-no-cleanup/ echoes without Channels' dispatch."""
     from channels.consumer import get_handler_name
     from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
-    from channels.routing import URLRouter
-    from django.urls import path
 
     class SlowSync(WebsocketConsumer):
         def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -903,36 +873,37 @@ async def _sync_thread_queue(name: str, title: str) -> Evidence:
                 raise ValueError(f"No handler for message type {message['type']}")
             await handler(message)
 
-    app = URLRouter(
-        [
-            path("sync/", SlowSync.as_asgi()),
-            path("async/", AsyncEcho.as_asgi()),
-            path("async-no-cleanup/", EchoWithoutCleanup.as_asgi()),
-        ]
-    )
+    return _routes({"sync/": SlowSync, "async/": AsyncEcho, "async-no-cleanup/": EchoWithoutCleanup})
 
-    async def echo_time(ws: Any) -> tuple[float, str]:
-        started = time.perf_counter()
-        await ws.send("ping")
-        try:
-            await asyncio.wait_for(ws.recv(), 2)
-            return time.perf_counter() - started, "echo"
-        except ConnectionClosed:
-            return time.perf_counter() - started, "closed"
 
-    with serve(app, name=f"evidence-{name}") as server:
+async def _echo_time(ws: Any) -> tuple[float, str]:
+    """How long a "ping" took to come back, and whether it did ("echo") or the connection closed."""
+    started = time.perf_counter()
+    await ws.send("ping")
+    try:
+        await asyncio.wait_for(ws.recv(), 2)
+        return time.perf_counter() - started, "echo"
+    except ConnectionClosed:
+        return time.perf_counter() - started, "closed"
+
+
+@_channels_experiment(
+    "a sync consumer sleeps 0.6 s in receive(); two async consumers on the same server echo meanwhile"
+)
+async def _sync_thread_queue(trial: Trial) -> Evidence:
+    with trial.serve(_sync_queue_app()) as server:
         async with (
             connect(server.ws_url("/sync/")) as slow,
             connect(server.ws_url("/async/")) as plain,
             connect(server.ws_url("/async-no-cleanup/")) as bare,
         ):
-            baseline, _ = await echo_time(plain)
+            baseline, _ = await _echo_time(plain)
             await slow.send("work")
             await slow.recv()  # "started": the sync handler is now asleep on the shared thread
             loop_started = time.perf_counter()
             await await_on(server.loop, asyncio.sleep(0))
             loop_answer = time.perf_counter() - loop_started
-            (plain_wait, plain_end), (bare_wait, bare_end) = await asyncio.gather(echo_time(plain), echo_time(bare))
+            (plain_wait, plain_end), (bare_wait, bare_end) = await asyncio.gather(_echo_time(plain), _echo_time(bare))
             await asyncio.wait_for(slow.recv(), 2)  # "done"
         errors = server_errors(server)
     fast, slow_limit = WORK_SECONDS / 4, WORK_SECONDS / 2
@@ -952,18 +923,16 @@ async def _sync_thread_queue(name: str, title: str) -> Evidence:
         f"    async echo, dispatch without aclose_old_connections(): {_bucket(bare_wait)} ({bare_end})",
         f"server errors: {errors}",
     )
-    return _settle(name, title, lines, verdicts)
+    return trial.settle(lines, verdicts)
 
 
-@experiment("an async consumer that counts users with the ORM: directly, with DJANGO_ALLOW_ASYNC_UNSAFE, wrapped")
-async def _sync_orm(name: str, title: str) -> Evidence:
-    django_env.ensure()
+def _orm_app(tidied: threading.Event) -> Any:
+    """Consumers that count users with the ORM: /direct/, /unsafe/ (the same, then closes the connection and sets
+    `tidied`) and /wrapped/ (in database_sync_to_async)."""
     from channels.db import database_sync_to_async
     from channels.generic.websocket import AsyncWebsocketConsumer
-    from channels.routing import URLRouter
     from django.contrib.auth.models import User
     from django.db import connection
-    from django.urls import path
 
     def count_users() -> str:
         try:
@@ -984,8 +953,6 @@ async def _sync_orm(name: str, title: str) -> Evidence:
         async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
             await self.send(text_data=await database_sync_to_async(count_users)())
 
-    tidied = threading.Event()
-
     class DirectThenTidy(Direct):
         async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
             try:
@@ -994,14 +961,15 @@ async def _sync_orm(name: str, title: str) -> Evidence:
                 connection.close()  # a query on the loop's thread opened a connection there; do not leave it open
                 tidied.set()
 
-    app = URLRouter(
-        [
-            path("direct/", Direct.as_asgi()),
-            path("unsafe/", DirectThenTidy.as_asgi()),
-            path("wrapped/", Wrapped.as_asgi()),
-        ]
-    )
-    with serve(app, name=f"evidence-{name}") as server:
+    return _routes({"direct/": Direct, "unsafe/": DirectThenTidy, "wrapped/": Wrapped})
+
+
+@_channels_experiment(
+    "an async consumer that counts users with the ORM: directly, with DJANGO_ALLOW_ASYNC_UNSAFE, wrapped"
+)
+async def _sync_orm(trial: Trial) -> Evidence:
+    tidied = threading.Event()
+    with trial.serve(_orm_app(tidied)) as server:
         direct = await attempt(server.ws_url("/direct/"), send=["count"], receive=1)
         direct_errors = list(server.errors)
         server.log.clear()
@@ -1035,4 +1003,4 @@ async def _sync_orm(name: str, title: str) -> Evidence:
         f"database_sync_to_async:      client saw: {wrapped}",
         f"    server errors: {'; '.join(wrapped_errors) or 'none'}",
     )
-    return _settle(name, title, lines, verdicts)
+    return trial.settle(lines, verdicts)

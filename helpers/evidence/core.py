@@ -1,14 +1,32 @@
-"""The registry of evidence experiments, the Evidence record and the runner."""
+"""The registry of evidence experiments, the Evidence record, the Trial each experiment runs in, and the runner.
+
+Every experiment serves a server under its own name and ends by settling its claims into an Evidence; `Trial`
+does both, so an experiment's code states only what it sets up and observes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers.servers import ProcessServer, ThreadServer, serve, serve_process
 from helpers.usage import check_positive
+
+__all__ = [
+    "EXPERIMENTS",
+    "RUN_TIMEOUT",
+    "Evidence",
+    "EvidenceError",
+    "Experiment",
+    "Trial",
+    "experiment",
+    "from_verdicts",
+    "names",
+    "run",
+]
 
 RUN_TIMEOUT = 20.0
 
@@ -55,18 +73,52 @@ def from_verdicts(
     return Evidence(name, title, tuple(lines), shows, value or {}, refutes=refutes)
 
 
+@dataclass(frozen=True)
+class Trial:
+    """One run of an experiment: its name and title, the lines its facts start with, and what every run repeats."""
+
+    name: str
+    title: str
+    head: tuple[str, ...] = ()
+
+    @property
+    def server_name(self) -> str:
+        """The name its servers run under: "evidence-<name>", so they are recognisable in `running_servers()`."""
+        return f"evidence-{self.name}"
+
+    def serve(self, app: Any, **options: Any) -> ThreadServer:
+        """Serve `app` on loopback under this trial's name; `with trial.serve(app) as server:` stops it after."""
+        return serve(app, name=self.server_name, **options)
+
+    def serve_process(self, app: str, place: str) -> ProcessServer:
+        """Serve the import string `app` in a child process named "evidence-<name>-<place>"."""
+        return serve_process(app, name=f"{self.server_name}-{place}")
+
+    def settle(self, lines: Iterable[str], verdicts: Mapping[str, bool], **value: Any) -> Evidence:
+        """The run's Evidence (see `from_verdicts`): `head`, then `lines`; `value` keeps what was observed."""
+        return from_verdicts(self.name, self.title, (*self.head, *lines), verdicts, value)
+
+
 Experiment = Callable[[], Awaitable[Evidence]]
 EXPERIMENTS: dict[str, tuple[str, Experiment]] = {}
 
 
-def experiment(title: str) -> Callable[[Callable[[str, str], Awaitable[Evidence]]], Experiment]:
-    """Register an async experiment under its function name; it receives (name, title)."""
+def experiment(
+    title: str, *, setup: Callable[[], object] | None = None, head: Sequence[str] = ()
+) -> Callable[[Callable[[Trial], Awaitable[Evidence]]], Experiment]:
+    """Register an async experiment under its function name; it receives its `Trial`.
 
-    def register(fn: Callable[[str, str], Awaitable[Evidence]]) -> Experiment:
+    `setup` runs first, on the experiment's thread (Django's, for Channels); `head` starts every fact.
+    """
+
+    def register(fn: Callable[[Trial], Awaitable[Evidence]]) -> Experiment:
         name = fn.__name__.lstrip("_")
+        trial = Trial(name, title, tuple(head))
 
         async def bound() -> Evidence:
-            return await fn(name, title)
+            if setup is not None:
+                setup()
+            return await fn(trial)
 
         EXPERIMENTS[name] = (title, bound)
         return bound

@@ -1,4 +1,8 @@
-"""Pieces the evidence experiments share: warnings capture, listening, outcome names."""
+"""Pieces the evidence experiments share: warnings capture, listening, outcome names.
+
+Both quizzes' experiments record warnings, listen to clients and name outcomes the same way, so a fact line
+reads the same in notebook 10 and notebook 11.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,18 @@ from collections.abc import Iterator
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from helpers.clients import Outcome
+from helpers.clients import Outcome, collect
 from helpers.servers import ThreadServer
+
+__all__ = [
+    "handshake_kind",
+    "hear_all",
+    "listen",
+    "masked",
+    "recording_warnings",
+    "server_errors",
+    "warning_lines",
+]
 
 
 @contextlib.contextmanager
@@ -30,10 +44,12 @@ def recording_warnings() -> Iterator[list[warnings.WarningMessage]]:
 
 
 def warning_lines(caught: list[warnings.WarningMessage], category: type[Warning]) -> list[str]:
+    """The distinct warnings of `category` among `caught`, as "Category: message" lines, sorted."""
     return sorted({f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, category)})
 
 
 def server_errors(server: ThreadServer) -> str:
+    """The server's distinct errors joined by "; ", or "none"."""
     return "; ".join(dict.fromkeys(server.errors)) or "none"
 
 
@@ -41,10 +57,7 @@ async def listen(ws: ClientConnection, quiet: float = 0.3, limit: int = 100) -> 
     """What `ws` receives until nothing arrives for `quiet` s, and how its connection ended up."""
     heard: list[str | bytes] = []
     try:
-        while len(heard) < limit:
-            heard.append(await asyncio.wait_for(ws.recv(), quiet))
-    except TimeoutError:
-        return heard, "open"
+        await collect(ws, heard, quiet=quiet, limit=limit)
     except ConnectionClosed as exc:
         return heard, "dropped (1006)" if exc.rcvd is None else f"closed {exc.rcvd.code}"
     return heard, "open"
