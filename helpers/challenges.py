@@ -19,7 +19,7 @@ import importlib.util
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from helpers import django_env
 from helpers.clients import attempt, collect, connect
 from helpers.evidence.shared import recording_warnings
+from helpers.loops import ThreadTimeout, run_on_private_loop
 from helpers.servers import ThreadServer, serve
 from helpers.slow_clients import SLOW_MESSAGES, SLOW_SIZE, slow_client_scene, small_socket
 
@@ -111,7 +112,7 @@ class Report:
 # --------------------------------------------------------------------------------------------------
 # registry
 
-Checker = Callable[..., Awaitable[None]]
+Checker = Callable[..., Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -157,29 +158,20 @@ def check(key: str, *targets: Any, timeout: float = CHECK_TIMEOUT) -> Report:
         names = ", ".join(spec.targets)
         raise ChallengeError(f"check({key!r}, ...) needs {len(spec.targets)} argument(s) after the key: {names}")
     report = Report(spec.number, spec.title)
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            asyncio.run(spec.checker(report, *targets))
-        except BaseException as exc:
-            failure.append(exc)
-
-    worker = threading.Thread(target=work, name=f"challenge-{key}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
+    try:
+        run_on_private_loop(spec.checker(report, *targets), timeout=timeout, name=f"challenge-{key}")
+    except ThreadTimeout:
         stuck = _serving.get(key)
         if stuck is not None:  # its loop may be blocked by the learner's code: stop it without waiting here
             threading.Thread(target=stuck.stop, name=f"stop-challenge-{key}", daemon=True).start()
         raise ChallengeError(
             f"the check for {key!r} did not finish within {timeout:g} s (does your code block or wait forever?); "
             f"its server is being stopped. Fix the code and run the check again, or restart the kernel"
-        )
-    if failure:
-        if isinstance(failure[0], ChallengeError):
-            raise failure[0]
-        raise ChallengeError(f"the check for {key!r} could not run: {type(failure[0]).__name__}: {failure[0]}")
+        ) from None
+    except ChallengeError:
+        raise
+    except Exception as exc:
+        raise ChallengeError(f"the check for {key!r} could not run: {type(exc).__name__}: {exc}") from None
     return report
 
 

@@ -6,12 +6,11 @@ does both, so an experiment's code states only what it sets up and observes.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers.loops import ThreadTimeout, run_on_private_loop
 from helpers.servers import ProcessServer, ThreadServer, serve, serve_process
 from helpers.usage import check_positive
 
@@ -99,7 +98,7 @@ class Trial:
         return from_verdicts(self.name, self.title, (*self.head, *lines), verdicts, value)
 
 
-Experiment = Callable[[], Awaitable[Evidence]]
+Experiment = Callable[[], Coroutine[Any, Any, Evidence]]
 EXPERIMENTS: dict[str, tuple[str, Experiment]] = {}
 
 
@@ -140,25 +139,13 @@ def run(name: str, timeout: float = RUN_TIMEOUT) -> Evidence:
     if name not in EXPERIMENTS:
         raise EvidenceError(f"no experiment named {name!r}; known experiments: {', '.join(names())}")
     _, fn = EXPERIMENTS[name]
-    result: list[Evidence] = []
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            result.append(asyncio.run(fn()))
-        except BaseException as exc:
-            failure.append(exc)
-
-    worker = threading.Thread(target=work, name=f"evidence-{name}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
+    try:
+        return run_on_private_loop(fn(), timeout=timeout, name=f"evidence-{name}")
+    except ThreadTimeout:
         raise EvidenceError(
             f"experiment {name!r} did not finish within {timeout:g} s; run it again, or restart the kernel"
-        )
-    if failure:
-        exc = failure[0]
-        if isinstance(exc, EvidenceError):
-            raise exc
+        ) from None
+    except EvidenceError:
+        raise
+    except Exception as exc:
         raise EvidenceError(f"experiment {name!r} failed: {type(exc).__name__}: {exc}") from exc
-    return result[0]
