@@ -19,6 +19,7 @@ from typing import Any, Literal
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as _async_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import Close
 from websockets.sync.client import ClientConnection as SyncClientConnection
 from websockets.sync.client import connect as _sync_connect
 
@@ -37,9 +38,12 @@ OPEN_TIMEOUT = 2.0
 RECEIVE_TIMEOUT = 1.0
 CLOSE_TIMEOUT = 1.0
 QUIET_PERIOD = 0.2
+SEND_TIMEOUT = 2.0  # helpers.widgets' chat clients: until a message is written to the connection
+WAIT_TIMEOUT = 2.0  # helpers.widgets' chat clients: wait_for() and wait_closed()
 
 Message = str | bytes
 ClosedBy = Literal["server", "client", "nobody"]
+FailureKind = Literal["cancelled", "rejected", "timed out", "refused", "error"]
 
 
 def _client_options(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -101,14 +105,16 @@ class Outcome:
     def timed_out(self) -> bool:
         return self.timed_out_after is not None
 
-    def _parts(self) -> list[str]:
+    def _handshake_failure(self) -> HandshakeFailure:
         if self.timed_out_after is not None:
-            return [f"timed out: no handshake response within {self.timed_out_after:g} s"]
+            return HandshakeFailure("timed out", timeout=self.timed_out_after)
         if self.rejected:
-            body = f" {self.body.strip()!r}" if self.body.strip() else ""
-            return [f"rejected: HTTP {self.status}{body}"]
-        if not self.opened:
-            return [f"failed: {self.error}"]
+            return HandshakeFailure("rejected", status=self.status, body=self.body)
+        return HandshakeFailure("error", error=str(self.error))
+
+    def _parts(self) -> list[str]:
+        if self.timed_out_after is not None or not self.opened:
+            return [describe_handshake_failure(self._handshake_failure())]
         opened = "opened (HTTP 101"
         opened += f", subprotocol {self.subprotocol!r})" if self.subprotocol else ")"
         parts = [opened]
@@ -119,11 +125,8 @@ class Outcome:
             parts.append(f"received {len(self.messages)} {noun}: {shown}{more}")
         if self.error and self.closed_by is not None:
             parts.append(self.error)  # fewer replies than asked for, before the client closed
-        if self.closed_by == "nobody":
-            parts.append(f"connection dropped without a close frame ({self.close_code})")
-        elif self.closed_by is not None:
-            reason = f" {self.close_reason!r}" if self.close_reason else ""
-            parts.append(f"closed by {self.closed_by}: {self.close_code}{reason}")
+        if self.closed_by is not None:
+            parts.append(describe_close(self.closed_by, self.close_code, self.close_reason))
         elif self.error:
             parts.append(self.error)
         return parts
@@ -132,19 +135,105 @@ class Outcome:
         return "; ".join(self._parts())
 
 
-def _record_close(outcome: Outcome, exc: ConnectionClosed) -> None:
-    if exc.rcvd is None and exc.sent is None:
-        outcome.closed_by = "nobody"
-        outcome.close_code = 1006
-        return
-    frame = exc.rcvd if exc.rcvd is not None else exc.sent
+# How a connection ended and why a handshake failed, read once here for `Outcome` and for the chat clients of
+# helpers.widgets (helpers.chat_connection). `status_line=True` words it as a chat window's status line.
+
+
+@dataclass(frozen=True)
+class Closing:
+    """How a connection ended: who closed it ("nobody" when it dropped), with which code and reason."""
+
+    closed_by: ClosedBy
+    code: int
+    reason: str = ""
+
+
+def read_close(rcvd: Close | None, sent: Close | None, rcvd_then_sent: bool | None) -> Closing:
+    """Who closed a connection and how, from the close frames it received and sent (websockets' names for them).
+
+    With neither frame the connection dropped (1006). The server closed it if its frame came first. The code and
+    reason are those of the frame received when there is one (RFC 6455's close code), else of the one sent.
+    """
+    if rcvd is None and sent is None:
+        return Closing("nobody", 1006)
+    frame = rcvd if rcvd is not None else sent
     assert frame is not None
-    outcome.close_code = frame.code
-    outcome.close_reason = frame.reason
-    if exc.rcvd is not None and (exc.sent is None or exc.rcvd_then_sent):
-        outcome.closed_by = "server"
-    else:
-        outcome.closed_by = "client"
+    by_server = rcvd is not None and (sent is None or bool(rcvd_then_sent))
+    return Closing("server" if by_server else "client", frame.code, frame.reason)
+
+
+def describe_close(closed_by: ClosedBy, code: int | None, reason: str = "", *, status_line: bool = False) -> str:
+    """The close in words: "closed by server: 4403 'members only'", or that the connection dropped.
+
+    With `status_line` it speaks to the person at a chat window: "closed by you: 1000", and
+    "dropped: the connection ended without a close frame (1006)".
+    """
+    if closed_by == "nobody":
+        if status_line:
+            return f"dropped: the connection ended without a close frame ({code})"
+        return f"connection dropped without a close frame ({code})"
+    who = "you" if status_line and closed_by == "client" else closed_by
+    shown = f" {reason!r}" if reason else ""
+    return f"closed by {who}: {code}{shown}"
+
+
+@dataclass(frozen=True)
+class HandshakeFailure:
+    """Why an opening handshake did not end in HTTP 101, read from the exception the client raised."""
+
+    kind: FailureKind
+    status: int | None = None  # a rejection's HTTP status, with its body and headers
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 0.0  # how long the client waited, for "timed out"
+    error: str = ""  # "Type: message", for "error"
+
+
+def read_handshake_failure(exc: BaseException, open_timeout: float) -> HandshakeFailure:
+    """What the exception from an opening handshake that was given `open_timeout` seconds means."""
+    if isinstance(exc, asyncio.CancelledError):
+        return HandshakeFailure("cancelled")
+    if isinstance(exc, InvalidStatus):
+        response = exc.response
+        body = response.body.decode(errors="replace") if response.body else ""
+        headers = {k.lower(): v for k, v in response.headers.raw_items()}
+        return HandshakeFailure("rejected", status=response.status_code, body=body, headers=headers)
+    if isinstance(exc, TimeoutError):
+        return HandshakeFailure("timed out", timeout=open_timeout)
+    if isinstance(exc, ConnectionRefusedError):
+        return HandshakeFailure("refused")
+    return HandshakeFailure("error", error=f"{type(exc).__name__}: {exc}")
+
+
+def _failed_because(failure: HandshakeFailure, *, status_line: bool = False) -> str:
+    """What follows "failed: " for a refused connection or another error."""
+    if failure.kind == "refused":
+        where = "at that address and port" if status_line else "on that port"
+        return f"connection refused (is the server running {where}?)"
+    return failure.error
+
+
+def describe_handshake_failure(failure: HandshakeFailure, *, status_line: bool = False) -> str:
+    """The failure in words: "rejected: HTTP 403 'body'", "timed out: no handshake response within 2 s", ...
+
+    With `status_line` it is a chat window's status line: it starts with the window's state (closed, rejected or
+    failed), leaves the response body out, and asks about the address a person typed as well as the port.
+    """
+    if failure.kind == "cancelled":
+        return "closed: the connection attempt was cancelled"
+    if failure.kind == "rejected":
+        body = failure.body.strip()
+        shown = f" {body!r}" if body and not status_line else ""
+        return f"rejected: HTTP {failure.status}{shown}"
+    if failure.kind == "timed out":
+        said = "failed" if status_line else "timed out"
+        return f"{said}: no handshake response within {failure.timeout:g} s"
+    return f"failed: {_failed_because(failure, status_line=status_line)}"
+
+
+def _record_close(outcome: Outcome, exc: ConnectionClosed) -> None:
+    closing = read_close(exc.rcvd, exc.sent, exc.rcvd_then_sent)
+    outcome.closed_by, outcome.close_code, outcome.close_reason = closing.closed_by, closing.code, closing.reason
 
 
 def _record_open(outcome: Outcome, connection: ClientConnection | SyncClientConnection) -> None:
@@ -156,16 +245,12 @@ def _record_open(outcome: Outcome, connection: ClientConnection | SyncClientConn
 
 
 def _record_handshake_failure(outcome: Outcome, exc: BaseException, open_timeout: float) -> None:
-    if isinstance(exc, InvalidStatus):
-        outcome.status = exc.response.status_code
-        outcome.body = exc.response.body.decode(errors="replace") if exc.response.body else ""
-        outcome.headers = {k.lower(): v for k, v in exc.response.headers.raw_items()}
-    elif isinstance(exc, TimeoutError):
-        outcome.timed_out_after = open_timeout
-    elif isinstance(exc, ConnectionRefusedError):
-        outcome.error = "connection refused (is the server running on that port?)"
-    else:
-        outcome.error = f"{type(exc).__name__}: {exc}"
+    failure = read_handshake_failure(exc, open_timeout)
+    outcome.status, outcome.body, outcome.headers = failure.status, failure.body, failure.headers
+    if failure.kind == "timed out":
+        outcome.timed_out_after = failure.timeout
+    elif failure.kind != "rejected":
+        outcome.error = _failed_because(failure)
 
 
 async def collect(

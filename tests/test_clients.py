@@ -9,9 +9,25 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Close
+from websockets.http11 import Response
 
-from helpers.clients import Outcome, attempt, attempt_sync, collect, connect, connect_sync
+from helpers.clients import (
+    Closing,
+    HandshakeFailure,
+    Outcome,
+    attempt,
+    attempt_sync,
+    collect,
+    connect,
+    connect_sync,
+    describe_close,
+    describe_handshake_failure,
+    read_close,
+    read_handshake_failure,
+)
 from helpers.demo_apps import echo
 from helpers.servers import ThreadServer, serve
 from helpers.usage import UsageError
@@ -303,3 +319,79 @@ def test_connect_and_collect_refuse_bad_values() -> None:
 
     with pytest.raises(UsageError, match="expect must be at least 0"):
         asyncio.run(run())
+
+
+def test_read_close_says_who_closed_from_the_frames() -> None:
+    """The server closed if its frame came first; the client if it sent first or alone; nobody (1006) without frames."""
+    server_frame, client_frame = Close(4403, "members only"), Close(1000, "")
+    assert read_close(server_frame, None, None) == Closing("server", 4403, "members only")
+    assert read_close(server_frame, client_frame, True) == Closing("server", 4403, "members only")
+    assert read_close(server_frame, client_frame, False) == Closing("client", 4403, "members only")
+    assert read_close(None, client_frame, None) == Closing("client", 1000, "")
+    assert read_close(None, None, None) == Closing("nobody", 1006, "")
+
+
+def test_describe_close_words_it_for_an_outcome_and_for_a_chat_status_line() -> None:
+    """The same close reads "closed by client" in an Outcome and "closed by you" in a chat window; drops differ too."""
+    assert describe_close("server", 4403, "members only") == "closed by server: 4403 'members only'"
+    assert describe_close("server", 4403, "members only", status_line=True) == "closed by server: 4403 'members only'"
+    assert describe_close("client", 1000) == "closed by client: 1000"
+    assert describe_close("client", 1000, status_line=True) == "closed by you: 1000"
+    assert describe_close("nobody", 1006) == "connection dropped without a close frame (1006)"
+    assert describe_close("nobody", 1006, status_line=True) == (
+        "dropped: the connection ended without a close frame (1006)"
+    )
+
+
+def test_read_handshake_failure_sorts_the_exceptions() -> None:
+    """An HTTP rejection keeps status, body and headers; timeouts, refusals, cancels and other errors get a kind."""
+    response = Response(403, "Forbidden", Headers({"X-Why": "members"}), b"members only\n")
+    rejected = read_handshake_failure(InvalidStatus(response), 2.0)
+    assert (rejected.kind, rejected.status, rejected.body, rejected.headers) == (
+        "rejected",
+        403,
+        "members only\n",
+        {"x-why": "members"},
+    )
+    assert read_handshake_failure(TimeoutError(), 0.3) == HandshakeFailure("timed out", timeout=0.3)
+    assert read_handshake_failure(ConnectionRefusedError(), 2.0) == HandshakeFailure("refused")
+    assert read_handshake_failure(asyncio.CancelledError(), 2.0) == HandshakeFailure("cancelled")
+    assert read_handshake_failure(OSError("no route"), 2.0) == HandshakeFailure("error", error="OSError: no route")
+
+
+@pytest.mark.parametrize(
+    ("failure", "in_outcome", "in_status_line"),
+    [
+        (
+            HandshakeFailure("rejected", status=403, body=" members only\n"),
+            "rejected: HTTP 403 'members only'",
+            "rejected: HTTP 403",
+        ),
+        (
+            HandshakeFailure("timed out", timeout=0.3),
+            "timed out: no handshake response within 0.3 s",
+            "failed: no handshake response within 0.3 s",
+        ),
+        (
+            HandshakeFailure("refused"),
+            "failed: connection refused (is the server running on that port?)",
+            "failed: connection refused (is the server running at that address and port?)",
+        ),
+        (
+            HandshakeFailure("cancelled"),
+            "closed: the connection attempt was cancelled",
+            "closed: the connection attempt was cancelled",
+        ),
+        (
+            HandshakeFailure("error", error="OSError: no route"),
+            "failed: OSError: no route",
+            "failed: OSError: no route",
+        ),
+    ],
+)
+def test_describe_handshake_failure_words_it_for_an_outcome_and_for_a_chat_status_line(
+    failure: HandshakeFailure, in_outcome: str, in_status_line: str
+) -> None:
+    """Each kind of failed handshake has its Outcome wording and its chat status-line wording."""
+    assert describe_handshake_failure(failure) == in_outcome
+    assert describe_handshake_failure(failure, status_line=True) == in_status_line

@@ -1,70 +1,20 @@
-"""Tests for helpers.widgets: chat clients talk through a real server, say what happened, and show text as text."""
+"""Tests for helpers.widgets: chat widgets talk through a real server, say what happened, and show text as text."""
 
 from __future__ import annotations
 
 import html
-import socket
 import time
 from collections.abc import Iterator
 
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket
 
-from helpers.fanout import FanOut
 from helpers.servers import ThreadServer, serve
 from helpers.usage import UsageError
 from helpers.widgets import ChatClient, ChatClientError, ChatPanel
-from tests.conftest import Snapshot
+from tests.support import Snapshot
+from tests.test_chat_connection import chat_app, free_port  # the same test server as the connection's
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def chat_app() -> Starlette:
-    """A FanOut chat at /chat/{name}, plus endpoints that refuse, close, count and never answer."""
-    hub = FanOut()
-
-    async def chat(websocket: WebSocket) -> None:
-        name = websocket.path_params["name"]
-        await websocket.accept()
-        async with hub.connected(websocket, name):
-            hub.publish(f"* {name} joined")
-            async for text in websocket.iter_text():
-                hub.publish(f"{name}: {text}")
-        hub.publish(f"* {name} left")
-
-    async def refuse(websocket: WebSocket) -> None:
-        await websocket.close()  # before accept: HTTP 403
-
-    async def goodbye(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.close(4403, "<b>members</b> only")
-
-    async def count(websocket: WebSocket) -> None:
-        await websocket.accept()
-        for i in range(int(websocket.query_params["n"])):
-            await websocket.send_text(f"m{i}")
-        await websocket.receive()  # until the client leaves
-
-    async def silent(websocket: WebSocket) -> None:
-        await websocket.receive()  # the connect event; never accepts, returns when the client gives up
-        await websocket.receive()
-
-    async def crash(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.send_text({"not": "text"})  # type: ignore[arg-type]  # AttributeError: no close frame
-
-    return Starlette(
-        routes=[
-            WebSocketRoute("/chat/{name}", chat),
-            WebSocketRoute("/refuse", refuse),
-            WebSocketRoute("/goodbye", goodbye),
-            WebSocketRoute("/count", count),
-            WebSocketRoute("/silent", silent),
-            WebSocketRoute("/crash", crash),
-        ]
-    )
 
 
 @pytest.fixture
@@ -78,12 +28,6 @@ def panel(server: ThreadServer) -> Iterator[ChatPanel]:
     chat = ChatPanel(server.ws_url("/chat/{name}"), ["ada", "bob", "cy"])
     yield chat
     chat.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_message_fans_out_to_every_client(panel: ChatPanel) -> None:
@@ -108,13 +52,13 @@ def test_enter_in_the_input_box_and_the_send_button_both_send(panel: ChatPanel) 
     """Setting the input's value (what Enter does with continuous_update=False) sends and clears it; so does Send."""
     ada = panel["ada"]
     ada.connect()
-    assert ada._input.continuous_update is False
-    ada._input.value = "typed"
+    assert ada._view.input.continuous_update is False
+    ada._view.input.value = "typed"
     ada.wait_for(lambda messages: "ada: typed" in messages)
-    assert ada._input.value == ""
-    ada._input.value = "clicked"
-    ada._input.value = ada._input.value  # no change: nothing sent until the button is pressed
-    ada._send_button.click()
+    assert ada._view.input.value == ""
+    ada._view.input.value = "clicked"
+    ada._view.input.value = ada._view.input.value  # no change: nothing sent until the button is pressed
+    ada._view.send_button.click()
     ada.wait_for(lambda messages: "ada: clicked" in messages)
     assert ada.messages.count("ada: typed") == 1
 
@@ -125,8 +69,8 @@ def test_sending_while_not_connected_is_a_clear_error_and_a_note_in_the_widget(s
     try:
         with pytest.raises(ChatClientError, match=r"ada is not connected \(not connected\): call connect\(\) first"):
             client.send("hi")
-        client._input.value = "hi"
-        assert "not sent" in client._header.value
+        client._view.input.value = "hi"
+        assert "not sent" in client._view.header.value
     finally:
         client.close()
 
@@ -137,7 +81,7 @@ def test_rejected_handshake_shows_the_http_status(server: ThreadServer) -> None:
     try:
         assert client.connect() == "rejected: HTTP 403"
         assert client.state == "rejected"
-        assert "rejected: HTTP 403" in client._header.value
+        assert "rejected: HTTP 403" in client._view.header.value
     finally:
         client.close()
 
@@ -151,8 +95,8 @@ def test_server_close_code_and_reason_are_shown_escaped(server: ThreadServer) ->
             client.wait_for(1, timeout=2)
         assert client.status == "closed by server: 4403 '<b>members</b> only'"
         assert (client.close_code, client.close_reason) == (4403, "<b>members</b> only")
-        assert "&lt;b&gt;members&lt;/b&gt;" in client._header.value
-        assert "<b>members" not in client._header.value
+        assert "&lt;b&gt;members&lt;/b&gt;" in client._view.header.value
+        assert "<b>members" not in client._view.header.value
     finally:
         client.close()
 
@@ -181,7 +125,7 @@ def test_a_connection_dropped_without_a_close_frame_says_dropped_1006(server: Th
         assert client.connect() in ("open", "dropped: the connection ended without a close frame (1006)")
         assert client.wait_closed() == "dropped: the connection ended without a close frame (1006)"
         assert (client.state, client.close_code, client.close_reason) == ("closed", 1006, "")
-        assert "dropped: the connection ended without a close frame (1006)" in client._header.value
+        assert "dropped: the connection ended without a close frame (1006)" in client._view.header.value
         assert any("AttributeError" in error for error in server.errors), server.errors
     finally:
         client.close()
@@ -191,18 +135,22 @@ def test_the_connect_and_disconnect_buttons_work_without_blocking(server: Thread
     """Clicking Connect returns at once and the client opens; clicking Disconnect returns at once and it closes."""
     client = ChatClient(server.ws_url("/chat/{name}"), "ada")
     try:
-        assert not client._connect_button.disabled and client._disconnect_button.disabled
+        assert not client._view.connect_button.disabled and client._view.disconnect_button.disabled
         started = time.monotonic()
-        client._connect_button.click()
+        client._view.connect_button.click()
         assert time.monotonic() - started < 0.5
         assert client.wait_for(lambda messages: "* ada joined" in messages) == ["* ada joined"]
-        assert client.status == "open" and client._connect_button.disabled and not client._disconnect_button.disabled
+        assert (
+            client.status == "open"
+            and client._view.connect_button.disabled
+            and not client._view.disconnect_button.disabled
+        )
         started = time.monotonic()
-        client._disconnect_button.click()
+        client._view.disconnect_button.click()
         assert time.monotonic() - started < 0.5
         assert client.wait_closed() == "closed by you: 1000"
-        assert not client._connect_button.disabled and client._disconnect_button.disabled
-        assert client._connect_button.description == "Reconnect"
+        assert not client._view.connect_button.disabled and client._view.disconnect_button.disabled
+        assert client._view.connect_button.description == "Reconnect"
     finally:
         client.close()
 
@@ -213,11 +161,11 @@ def test_the_buttons_never_wait_for_a_handshake_that_does_not_complete(server: T
     client = ChatClient(server.ws_url("/silent"), "ada", open_timeout=5)
     try:
         started = time.monotonic()
-        client._connect_button.click()
+        client._view.connect_button.click()
         assert time.monotonic() - started < 0.5
         assert client.state == "connecting" and client.status == "connecting…"
         started = time.monotonic()
-        client._disconnect_button.click()
+        client._view.disconnect_button.click()
         assert time.monotonic() - started < 0.5
         assert client.wait_closed() == "closed: the connection attempt was cancelled"
     finally:
@@ -230,7 +178,7 @@ def test_disconnect_stops_a_handshake_that_never_completes(server: ThreadServer)
     try:
         assert client.connect(wait=False) == "connecting…"
         assert client.disconnect() == "closed: the connection attempt was cancelled"
-        assert client._thread is not None and not client._thread.is_alive()
+        assert client.connection.thread is not None and not client.connection.thread.is_alive()
     finally:
         client.close()
 
@@ -258,7 +206,7 @@ def test_html_and_script_in_messages_are_shown_literally(panel: ChatPanel) -> No
     assert html.escape(f"ada: {evil}") in bob.log_html
     assert "<script" not in bob.log_html and "<b>bold" not in bob.log_html
     bob.name = "<i>bob</i>"
-    assert bob._header.value.startswith("<b>&lt;i&gt;bob&lt;/i&gt;</b> ")
+    assert bob._view.header.value.startswith("<b>&lt;i&gt;bob&lt;/i&gt;</b> ")
 
 
 def test_reconnect_keeps_the_log_and_opens_a_new_connection(panel: ChatPanel) -> None:
@@ -267,7 +215,7 @@ def test_reconnect_keeps_the_log_and_opens_a_new_connection(panel: ChatPanel) ->
     ada.connect()
     ada.wait_for(1)
     ada.disconnect()
-    assert ada._connect_button.description == "Reconnect"
+    assert ada._view.connect_button.description == "Reconnect"
     assert ada.connect() == "open"
     assert ada.wait_for(2) == ["* ada joined", "* ada joined"]
 
@@ -317,19 +265,19 @@ def test_clients_keep_receiving_while_the_calling_thread_only_sleeps(panel: Chat
 def test_clients_share_layout_and_style_models(panel: ChatPanel) -> None:
     """Layouts and styles are shared between clients, so each client adds only its own dozen widget models."""
     ada, bob = panel["ada"], panel["bob"]
-    assert ada._url_box.layout is bob._url_box.layout
-    assert ada._connect_button.style is bob._send_button.style
-    assert len(ada._parts) == 10
+    assert ada._view.url_box.layout is bob._view.url_box.layout
+    assert ada._view.connect_button.style is bob._view.send_button.style
+    assert len(ada._view.parts) == 10
 
 
 def test_close_ends_threads_and_widgets_and_cannot_reconnect(server: ThreadServer) -> None:
     """close() disconnects, ends the thread, closes every child widget, and a later connect() says why it cannot."""
     client = ChatClient(server.ws_url("/chat/{name}"), "ada")
     client.connect()
-    thread = client._thread
+    thread = client.connection.thread
     client.close()
     assert thread is not None and not thread.is_alive()
-    assert client.comm is None and all(part.comm is None for part in client._parts)
+    assert client.comm is None and all(part.comm is None for part in client._view.parts)
     with pytest.raises(ChatClientError, match="create a new one"):
         client.connect()
     client.close()  # twice is fine
