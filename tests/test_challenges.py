@@ -13,7 +13,7 @@ import pytest
 from helpers import challenges
 from helpers.challenges import ChallengeError, Report
 from helpers.servers import running_servers
-from tests.conftest import ROOT, Snapshot
+from tests.support import ROOT, Snapshot
 
 pytestmark = pytest.mark.timeout(60)
 

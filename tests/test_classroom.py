@@ -21,7 +21,7 @@ from helpers.classroom import (
 )
 from helpers.clients import attempt_sync
 from helpers.widgets import ChatPanel
-from tests.conftest import Snapshot, listening_ports
+from tests.support import Snapshot, listening_ports
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -12,7 +12,7 @@ from helpers import django_env
 from helpers.clients import attempt_sync
 from helpers.servers import ThreadServer, serve
 from helpers.usage import UsageError
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 pytestmark = pytest.mark.timeout(60)
 

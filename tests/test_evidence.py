@@ -13,7 +13,7 @@ from helpers.demo_apps import echo
 from helpers.evidence import core
 from helpers.quiz import Question
 from helpers.servers import running_servers
-from tests.conftest import Snapshot, require_binary
+from tests.support import Snapshot, require_binary
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT, load_script
 
 TOKEN = "websocket-lab-test-token"
 
@@ -31,11 +31,7 @@ def get(url: str) -> tuple[int, bytes]:
 @pytest.mark.timeout(120)
 def test_lab_serves_jupyterlab_on_loopback_with_the_first_notebook(tmp_path: Path) -> None:
     """tools/lab.py starts JupyterLab on 127.0.0.1: /api/status answers and 00_start_here.ipynb is served."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import lab
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
+    lab = load_script("tools/lab.py", "lab_tool")
     port = lab.free_port()
     env = dict(os.environ, JUPYTER_TOKEN=TOKEN)
     # Throwaway Jupyter folders: the test must not touch the developer's .jupyter-local.

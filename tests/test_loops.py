@@ -14,7 +14,7 @@ from helpers import loops
 from helpers.demo_apps import echo
 from helpers.servers import ThreadServer, serve
 from helpers.usage import UsageError, UsageTypeError
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 pytestmark = pytest.mark.timeout(30)
 

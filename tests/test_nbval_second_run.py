@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 pytest_plugins = ("pytester",)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import nbformat
 
-from tests.conftest import load_script
+from tests.support import load_script
 
 tool = load_script("tools/notebooks.py", "notebook_tools")
 

@@ -16,7 +16,7 @@ import pytest
 
 from helpers import redis_server
 from helpers.usage import UsageError
-from tests.conftest import ROOT, child_pids, require_binary
+from tests.support import ROOT, child_pids, require_binary
 
 pytestmark = pytest.mark.timeout(60)
 

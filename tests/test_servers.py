@@ -21,7 +21,7 @@ from helpers.clients import attempt_sync
 from helpers.demo_apps import echo
 from helpers.servers import ServerStartError, ServerUsageError, serve, serve_on_loop, serve_process
 from helpers.usage import UsageError, UsageTypeError
-from tests.conftest import ROOT, Snapshot, assert_back_to, child_pids, listening_ports
+from tests.support import ROOT, Snapshot, assert_back_to, child_pids, listening_ports
 
 pytestmark = pytest.mark.timeout(60)
 

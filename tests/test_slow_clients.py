@@ -15,7 +15,7 @@ from helpers.clients import collect, connect
 from helpers.fanout import FanOut
 from helpers.servers import ThreadServer, serve
 from helpers.slow_clients import SLOW_MESSAGES, SLOW_SIZE, slow_client_run, slow_client_scene, small_socket
-from tests.conftest import Snapshot
+from tests.support import Snapshot
 
 pytestmark = pytest.mark.timeout(60)
 

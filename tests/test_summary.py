@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from helpers.summary import CHECK_HEADER, Summary, SummaryMismatch, SummaryUsageError
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 LESSONS = [entry["file"] for entry in tomllib.loads((ROOT / "notebooks" / "series.toml").read_text())["notebook"]]
 EXISTING = [name for name in LESSONS if (ROOT / "notebooks" / name).exists()]

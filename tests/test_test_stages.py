@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import load_script
+from tests.support import load_script
 
 tool = load_script("tools/test_stages.py", "test_stages_tool")
 

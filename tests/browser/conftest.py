@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI, ROOT, require_binary
+from tests.support import IN_CI, ROOT, require_binary
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",

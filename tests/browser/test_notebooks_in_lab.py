@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from tests.browser.conftest import Lab, save_screenshot
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 RUN_TIMEOUT = 120.0

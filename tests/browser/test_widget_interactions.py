@@ -10,7 +10,7 @@ import pytest
 
 from tests.browser.conftest import Lab, save_screenshot
 from tests.browser.test_notebooks_in_lab import open_notebook, wait_until_done
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 MESSAGE = "hello from the browser"
 
