@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from websockets.frames import Close
 from websockets.sync.client import ClientConnection as SyncClientConnection
 from websockets.sync.client import connect as _sync_connect
 
+from helpers.loops import run_on_private_loop
 from helpers.usage import (
     UsageTypeError,
     check_close_code,
@@ -40,6 +40,7 @@ CLOSE_TIMEOUT = 1.0
 QUIET_PERIOD = 0.2
 SEND_TIMEOUT = 2.0  # helpers.widgets' chat clients: until a message is written to the connection
 WAIT_TIMEOUT = 2.0  # helpers.widgets' chat clients: wait_for() and wait_closed()
+ATTEMPT_SYNC_LIMIT = 60.0  # attempt_sync(): the most it waits for attempt(), which bounds itself well within it
 
 Message = str | bytes
 ClosedBy = Literal["server", "client", "nobody"]
@@ -361,18 +362,4 @@ def attempt_sync(url: str, **kwargs: Any) -> Outcome:
     thread already runs a loop, and, like any blocking call there, it stops that loop meanwhile.
     """
     check_ws_url(url)
-    result: list[Outcome] = []
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            result.append(asyncio.run(attempt(url, **kwargs)))
-        except BaseException as exc:  # handed to the caller below, not printed from the worker
-            failure.append(exc)
-
-    worker = threading.Thread(target=work, name="attempt-sync")
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
-    return result[0]
+    return run_on_private_loop(attempt(url, **kwargs), timeout=ATTEMPT_SYNC_LIMIT, name="attempt-sync")
