@@ -83,7 +83,7 @@ from pathlib import Path
 from typing import Any
 
 from websockets.client import ClientProtocol
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
@@ -241,7 +241,7 @@ class Subscriber(asyncio.Protocol):
                     self.opened.set_exception(self.protocol.handshake_exc)
                 else:
                     self.opened.set_result(None)
-            elif event.opcode is Opcode.TEXT or event.opcode is Opcode.BINARY:
+            elif isinstance(event, Frame) and (event.opcode is Opcode.TEXT or event.opcode is Opcode.BINARY):
                 sequence, sent = parse_message(event.data)
                 if sequence == 0:
                     self.first_sent.append(sent)

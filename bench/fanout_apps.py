@@ -62,7 +62,7 @@ def make_message(sequence: int, size: int) -> str:
     return head + "x" * max(0, size - len(head))
 
 
-def parse_message(message: str | bytes | bytearray) -> tuple[int, float]:
+def parse_message(message: str | bytes | bytearray | memoryview) -> tuple[int, float]:
     """(sequence, server time) from the head of a message made by `make_message` (as text or as its bytes)."""
     head = message[:HEADER_SIZE]
     if not isinstance(head, str):

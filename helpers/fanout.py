@@ -93,7 +93,7 @@ def finish_started(coro: Coroutine[Any, Any, T], pending: Any) -> Generator[Any,
             else:
                 pending = coro.send(value)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
     finally:
         coro.close()  # a no-op once it has returned or raised
 

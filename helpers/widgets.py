@@ -364,7 +364,11 @@ class ChatPanel(widgets.HBox):
         before = {c: c.received for c in listeners}
         self[name].send(text, timeout=timeout)
         for client in listeners:
-            client.wait_for(lambda _, c=client: any(text in as_text(m) for m in c.connection.since(before[c])), timeout)
+
+            def heard(_: list[Message], c: ChatClient = client) -> bool:
+                return any(text in as_text(m) for m in c.connection.since(before[c]))
+
+            client.wait_for(heard, timeout)
 
     def wait_for(self, what: int | Predicate, timeout: float = WAIT_TIMEOUT) -> None:
         """`ChatClient.wait_for` on every client that is connecting or open."""
@@ -410,4 +414,4 @@ def _shared(kind: type[W], **traits: str) -> W:
     if part is None or part.comm is None:
         part = kind(**traits)
         _shared_parts[key] = part
-    return part  # type: ignore[return-value]
+    return part

@@ -51,10 +51,11 @@ STAGES = {
     for stage in (
         Stage(
             "lint",
-            "ruff check, ruff format and the generated navigation",
+            "ruff check, ruff format, mypy and the generated navigation",
             (
                 (PYTHON, "-m", "ruff", "check", "."),
                 (PYTHON, "-m", "ruff", "format", "--check", "."),
+                (PYTHON, "-m", "mypy"),  # helpers/, tools/ and bench/: pyproject.toml's [tool.mypy]
                 (PYTHON, "tools/notebooks.py", "nav", "--check"),
             ),
         ),

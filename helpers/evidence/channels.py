@@ -461,7 +461,7 @@ async def _json_send(trial: Trial) -> Evidence:
     class AsyncPlain(AsyncWebsocketConsumer):
         async def connect(self) -> None:
             await self.accept()
-            await self.send_json(dict(PAYLOAD))  # type: ignore[attr-defined]
+            await self.send_json(dict(PAYLOAD))  # the mistake on trial: AsyncWebsocketConsumer has no send_json
 
     class SyncJson(JsonWebsocketConsumer):
         def connect(self) -> None:
@@ -476,7 +476,7 @@ async def _json_send(trial: Trial) -> Evidence:
     class AsyncJsonDict(AsyncJsonWebsocketConsumer):
         async def connect(self) -> None:
             await self.accept()
-            await self.send(dict(PAYLOAD))  # type: ignore[arg-type]
+            await self.send(dict(PAYLOAD))  # the mistake on trial: send() takes text, not a dict
 
     consumers = {
         "async-send-json": AsyncPlain,
