@@ -35,6 +35,30 @@ from helpers.loops import ThreadTimeout, run_on_private_loop
 from helpers.servers import ThreadServer, serve
 from helpers.slow_clients import SLOW_MESSAGES, SLOW_SIZE, slow_client_scene, small_socket
 
+__all__ = [
+    "BIG_MESSAGE",
+    "CHALLENGES",
+    "CHALLENGE_DIR",
+    "CHECK_TIMEOUT",
+    "LOOKUP_SECONDS",
+    "MEMBERS",
+    "ROOT",
+    "STALL_MESSAGES",
+    "Challenge",
+    "ChallengeError",
+    "Checker",
+    "Item",
+    "Report",
+    "challenge",
+    "check",
+    "load",
+    "load_file",
+    "path",
+    "slow_lookup",
+    "source",
+    "wrong_solutions",
+]
+
 ROOT = Path(__file__).resolve().parent.parent
 CHALLENGE_DIR = ROOT / "challenges"
 CHECK_TIMEOUT = 15.0
@@ -466,6 +490,31 @@ async def _wait_size(server: ThreadServer, manager: Any, size: int, timeout: flo
     return current
 
 
+async def _check_a_failed_handler_leaves(
+    report: Report, server: ThreadServer, manager: Any, clients: dict[str, ClientConnection]
+) -> None:
+    """mallory's binary frame ends her handler with a KeyError: she must leave the set, and the room go on."""
+    await clients["mallory"].send(b"\x89PNG")  # receive_text() raises KeyError: 'text' on a binary frame
+    await asyncio.sleep(0.3)
+    connected = [name for name, ws in clients.items() if ws.close_code is None]
+    size = await _wait_size(server, manager, len(connected))
+    report.add(
+        "a client whose handler fails (mallory sends a binary frame) leaves the set too",
+        size == len(connected),
+        "clean up in `finally:`, which runs however the handler ends (a KeyError is not a WebSocketDisconnect)",
+        f"{size} sockets in the set, {len(connected)} clients connected",
+    )
+    await clients["alice"].send("still here")
+    (alice_heard, alice_open), (bob_heard, _) = await asyncio.gather(_listen(clients["alice"]), _listen(clients["bob"]))
+    report.add(
+        "after that, a broadcast still reaches alice and bob, and alice stays connected",
+        alice_open and all(any("still here" in str(m) for m in heard) for heard in (alice_heard, bob_heard)),
+        "a dead socket left in the set makes the *sender's* broadcast fail: clean up in `finally:` and "
+        "loop over a copy, `for ws in list(self.active)`",
+        "alice's connection was closed" if not alice_open else "",
+    )
+
+
 @challenge(5, "A FastAPI ConnectionManager that cleans up", ["chat_app", "manager"], starter_fails=[3])
 async def _fastapi_manager(report: Report, app: Any, manager: Any) -> None:
     if not hasattr(manager, "active"):
@@ -496,27 +545,7 @@ async def _fastapi_manager(report: Report, app: Any, manager: Any) -> None:
             "remove the socket when receive_text() raises WebSocketDisconnect",
             f"{size} sockets in the set, 3 clients connected",
         )
-        await clients["mallory"].send(b"\x89PNG")  # receive_text() raises KeyError: 'text' on a binary frame
-        await asyncio.sleep(0.3)
-        connected = [name for name, ws in clients.items() if ws.close_code is None]
-        size = await _wait_size(server, manager, len(connected))
-        report.add(
-            "a client whose handler fails (mallory sends a binary frame) leaves the set too",
-            size == len(connected),
-            "clean up in `finally:`, which runs however the handler ends (a KeyError is not a WebSocketDisconnect)",
-            f"{size} sockets in the set, {len(connected)} clients connected",
-        )
-        await clients["alice"].send("still here")
-        (alice_heard, alice_open), (bob_heard, _) = await asyncio.gather(
-            _listen(clients["alice"]), _listen(clients["bob"])
-        )
-        report.add(
-            "after that, a broadcast still reaches alice and bob, and alice stays connected",
-            alice_open and all(any("still here" in str(m) for m in heard) for heard in (alice_heard, bob_heard)),
-            "a dead socket left in the set makes the *sender's* broadcast fail: clean up in `finally:` and "
-            "loop over a copy, `for ws in list(self.active)`",
-            "alice's connection was closed" if not alice_open else "",
-        )
+        await _check_a_failed_handler_leaves(report, server, manager, clients)
         survived, saw = await _broadcast_while_the_set_changes(server, clients)
         report.add(
             "a broadcast stuck on a client that does not read survives another client leaving meanwhile and the "
@@ -629,6 +658,32 @@ async def _drain_tags(ws: ClientConnection, quiet: float = 0.5) -> tuple[set[str
     return {message[:4] for message in heard if isinstance(message, str) and len(message) > SLOW_SIZE}, still_open
 
 
+async def _check_a_late_joiner_still_hears(
+    report: Report, url: str, options: dict[str, Any], fast: ClientConnection
+) -> None:
+    """While a slow client stalls the room, a client that joins late still gets a new message within 0.5 s."""
+    late = await _connect(url, **options)
+    late_got = False
+    late_saw = "the late client could not connect"
+    if late is not None:
+        late_saw = "nothing arrived for the late client within 0.5 s of a new message"
+        await asyncio.sleep(0.05)
+        await fast.send("after the burst")
+        with contextlib.suppress(TimeoutError, ConnectionClosed):
+            while not late_got:
+                late_got = await asyncio.wait_for(late.recv(), 0.5) == "after the burst"
+        if not late_got and late.close_code is not None:
+            late_saw = f"the late client's connection was closed ({late.close_code}) before the message"
+        late.transport.abort()
+    report.add(
+        "meanwhile, a client that joins late still receives new messages",
+        late_got,
+        "nothing in a handler may wait for another client: queue the message, let a writer task send it, "
+        "and drop or disconnect a client whose queue is full",
+        late_saw,
+    )
+
+
 @challenge(6, "A fan-out that survives a slow client", ["fanout_app"], starter_fails=[2, 4])
 async def _slow_client(report: Report, app: Any) -> None:
     options: dict[str, Any] = {"max_size": None, "compression": None}
@@ -663,26 +718,7 @@ async def _slow_client(report: Report, app: Any) -> None:
                 "bounded asyncio.Queue and its own writer task, and publish with put_nowait()",
                 f"it got fewer than {SLOW_MESSAGES}",
             )
-            late = await _connect(url, **options)
-            late_got = False
-            late_saw = "the late client could not connect"
-            if late is not None:
-                late_saw = "nothing arrived for the late client within 0.5 s of a new message"
-                await asyncio.sleep(0.05)
-                await scene.fast.send("after the burst")
-                with contextlib.suppress(TimeoutError, ConnectionClosed):
-                    while not late_got:
-                        late_got = await asyncio.wait_for(late.recv(), 0.5) == "after the burst"
-                if not late_got and late.close_code is not None:
-                    late_saw = f"the late client's connection was closed ({late.close_code}) before the message"
-                late.transport.abort()
-            report.add(
-                "meanwhile, a client that joins late still receives new messages",
-                late_got,
-                "nothing in a handler may wait for another client: queue the message, let a writer task send it, "
-                "and drop or disconnect a client whose queue is full",
-                late_saw,
-            )
+            await _check_a_late_joiner_still_hears(report, url, options, scene.fast)
 
             # A second burst, so that more is published than socket buffers can hold; then the slow client reads
             # at last. A server that kept everything for it (an unbounded queue) delivers every message now.

@@ -34,6 +34,31 @@ from helpers.usage import (
     check_ws_url,
 )
 
+__all__ = [
+    "ATTEMPT_SYNC_LIMIT",
+    "CLOSE_TIMEOUT",
+    "OPEN_TIMEOUT",
+    "QUIET_PERIOD",
+    "RECEIVE_TIMEOUT",
+    "SEND_TIMEOUT",
+    "WAIT_TIMEOUT",
+    "ClosedBy",
+    "Closing",
+    "FailureKind",
+    "HandshakeFailure",
+    "Message",
+    "Outcome",
+    "attempt",
+    "attempt_sync",
+    "collect",
+    "connect",
+    "connect_sync",
+    "describe_close",
+    "describe_handshake_failure",
+    "read_close",
+    "read_handshake_failure",
+]
+
 OPEN_TIMEOUT = 2.0
 RECEIVE_TIMEOUT = 1.0
 CLOSE_TIMEOUT = 1.0

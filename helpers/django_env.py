@@ -23,6 +23,19 @@ from typing import Any, Literal, TypeVar
 from helpers.loops import run_in_thread
 from helpers.usage import UsageError
 
+__all__ = [
+    "SECRET_KEY",
+    "DjangoEnv",
+    "DjangoEnvError",
+    "LayerKind",
+    "current",
+    "ensure",
+    "login_cookie",
+    "login_headers",
+    "run_off_loop",
+    "setup",
+]
+
 T = TypeVar("T")
 
 LayerKind = Literal["memory", "redis"]

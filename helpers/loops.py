@@ -21,6 +21,23 @@ from typing import Any, TypeVar
 
 from helpers.usage import UsageTypeError, check_positive
 
+__all__ = [
+    "LoopUsageError",
+    "ThreadTimeout",
+    "Whereabouts",
+    "asyncio_patches",
+    "await_on",
+    "call_on",
+    "label_loop",
+    "loop_label",
+    "loop_name",
+    "remember_kernel_loop",
+    "run_in_thread",
+    "run_on",
+    "run_on_private_loop",
+    "where_am_i",
+]
+
 T = TypeVar("T")
 
 

@@ -26,6 +26,18 @@ from typing import IO
 
 from helpers.usage import check_positive
 
+__all__ = [
+    "INSTALL_HINT",
+    "READY_TIMEOUT",
+    "RedisServer",
+    "RedisUnavailable",
+    "available",
+    "ping",
+    "private_redis_url",
+    "redis_url",
+    "start_redis",
+]
+
 READY_TIMEOUT = 10.0
 INSTALL_HINT = (
     "redis-server is not installed. Install it with one of: "

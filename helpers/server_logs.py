@@ -15,6 +15,15 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+__all__ = [
+    "MAX_RECORDS",
+    "UVICORN_LOGGER",
+    "Matcher",
+    "ServerLog",
+    "install",
+    "loop_matcher",
+]
+
 MAX_RECORDS = 200
 UVICORN_LOGGER = "uvicorn"
 

@@ -15,6 +15,14 @@ that no row's `seen` is a literal.
 
 from __future__ import annotations
 
+__all__ = [
+    "CHECK_HEADER",
+    "MAX_SEEN_WIDTH",
+    "Summary",
+    "SummaryMismatch",
+    "SummaryUsageError",
+]
+
 CHECK_HEADER = "Checked: seen"
 MAX_SEEN_WIDTH = 70
 

@@ -14,6 +14,23 @@ from urllib.parse import urlsplit
 
 from websockets.frames import EXTERNAL_CLOSE_CODES
 
+__all__ = [
+    "LOG_LEVELS",
+    "WS_SCHEMES",
+    "UsageError",
+    "UsageTypeError",
+    "check_choice",
+    "check_close_code",
+    "check_count",
+    "check_headers",
+    "check_messages",
+    "check_names",
+    "check_port",
+    "check_positive",
+    "check_text",
+    "check_ws_url",
+]
+
 WS_SCHEMES = ("ws", "wss")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
