@@ -41,6 +41,7 @@ from helpers.clients import (
     read_close,
     read_handshake_failure,
 )
+from helpers.servers import MAX_MESSAGE_BYTES  # what the client accepts from a server: the servers' own limit
 from helpers.usage import UsageTypeError, check_count, check_positive, check_text
 
 __all__ = [
@@ -61,7 +62,6 @@ Message = str | bytes
 Predicate = Callable[[list[Message]], bool]
 
 MAX_MESSAGES = 200
-MAX_MESSAGE_BYTES = 1 << 20  # what the client accepts from a server in one message
 
 ACTIVE: tuple[State, ...] = ("connecting", "open", "closing")
 _Outbox: TypeAlias = asyncio.Queue[tuple[str, Future[None]]]

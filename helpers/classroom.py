@@ -35,7 +35,7 @@ import socket
 import textwrap
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 from urllib.parse import quote
@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
+from websockets.frames import CloseCode
 
 from helpers.fanout import FanOut
 from helpers.servers import DEFAULT_HOST, ThreadServer, serve
@@ -52,16 +53,14 @@ from helpers.servers import DEFAULT_HOST, ThreadServer, serve
 PATH = "/chat"
 INSTRUCTOR = "instructor"
 
+# The room's own close codes (4000-4999 are the application's); standard ones come from CloseCode.
 NAME_INVALID = 4400
 CODE_MISSING = 4401
 CODE_WRONG = 4403
 NAME_TAKEN = 4409
 ROOM_FULL = 4503
 KICKED = 4000
-TOO_BIG = 1009
 TOO_MANY = 4429
-TEXT_ONLY = 1003
-CLASS_OVER = 1001
 
 MAX_NAME = 24
 _NAME = re.compile(r"[\w .'-]+")
@@ -207,9 +206,9 @@ class Room:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
-                refusal = self._check(me, message)
-                if refusal is not None:
-                    code, reason, leaving = refusal
+                verdict = self._check(me, message)
+                if verdict is not None:
+                    code, reason, leaving = verdict
                     await self._close(websocket, code, reason)
                     break
         except (WebSocketDisconnect, WebSocketDisconnected):  # closed under us (kicked, evicted): just leave
@@ -217,14 +216,18 @@ class Room:
         finally:
             await self._leave(me, leaving)
 
-    def _check(self, me: Participant, message: dict[str, Any]) -> tuple[int, str, str] | None:
+    def _check(self, me: Participant, message: Mapping[str, Any]) -> tuple[int, str, str] | None:
         """Relay one message; return (close code, reason, how the room hears of it) to disconnect instead."""
         text = message.get("text")
         if text is None:
-            return TEXT_ONLY, "text messages only", "was disconnected: sent binary data"
+            return CloseCode.UNSUPPORTED_DATA, "text messages only", "was disconnected: sent binary data"
         limit = self.limits.max_message_bytes
         if len(text.encode()) > limit:
-            return TOO_BIG, f"message too big: the limit is {limit} bytes", "was disconnected: message too big"
+            return (
+                CloseCode.MESSAGE_TOO_BIG,
+                f"message too big: the limit is {limit} bytes",
+                "was disconnected: message too big",
+            )
         if not me.bucket.take():
             rate, burst = self.limits.rate, self.limits.burst
             reason = f"too many messages: the limit is {rate:g} per second, {burst} at once"
@@ -259,10 +262,9 @@ class Room:
         self.hub.publish(text)
 
     def tell(self, participant: Participant, text: str) -> None:
-        """Send a line to one participant only, in order with the room's messages."""
-        member = self.hub.members.get(participant.websocket)
-        if member is not None and not member.queue.full():
-            member.queue.put_nowait(text)
+        """Send a line to one participant only, in order with the room's messages and under the same queue policy."""
+        if participant.websocket in self.hub.members:  # not if the hub has evicted them (they are on their way out)
+            self.hub.send_to(participant.websocket, text)
 
     # ---------------------------------------------------------------------------------------------
     # the instructor (coroutines, so that the Classroom handle can run them on the server's loop)
@@ -297,7 +299,7 @@ class Room:
     async def announce(self, text: str) -> None:
         self.broadcast(f"[{INSTRUCTOR}] {one_line(text)}")
 
-    async def close_all(self, code: int = CLASS_OVER, reason: str = "the class is over") -> None:
+    async def close_all(self, code: int = CloseCode.GOING_AWAY, reason: str = "the class is over") -> None:
         """Close every connection (used before stopping the server, so students see why)."""
         everyone = list(self.participants.values())
         self.participants.clear()  # nobody is announced as leaving: everyone is

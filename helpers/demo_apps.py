@@ -11,13 +11,12 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.frames import CloseCode
 
 from helpers.fanout import FanOut
 
 Scope = dict[str, Any]
 CHAT_MAX_CHARS = 4096
-UNSUPPORTED_DATA = 1003
-MESSAGE_TOO_BIG = 1009
 
 
 async def echo(scope: Scope, receive: Any, send: Any) -> None:
@@ -73,10 +72,12 @@ def fanout_chat(hub: FanOut | None = None, max_chars: int = CHAT_MAX_CHARS) -> S
                         return
                     text = message.get("text")
                     if text is None:
-                        await websocket.close(UNSUPPORTED_DATA, "this chat accepts text messages only")
+                        await websocket.close(CloseCode.UNSUPPORTED_DATA, "this chat accepts text messages only")
                         return
                     if len(text) > max_chars:
-                        await websocket.close(MESSAGE_TOO_BIG, f"message too long: the limit is {max_chars} characters")
+                        await websocket.close(
+                            CloseCode.MESSAGE_TOO_BIG, f"message too long: the limit is {max_chars} characters"
+                        )
                         return
                     room.publish(text)
             except WebSocketDisconnect:

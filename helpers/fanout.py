@@ -57,12 +57,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from starlette.websockets import WebSocket
+from websockets.frames import CloseCode
 
 from helpers.usage import UsageTypeError, check_close_code
 
 Policy = Literal["disconnect", "drop-oldest"]
 POLICIES: tuple[Policy, ...] = ("disconnect", "drop-oldest")
-TRY_AGAIN_LATER = 1013
 
 T = TypeVar("T")
 Send = Coroutine[Any, Any, None]
@@ -183,6 +183,18 @@ class PublishReport:
     evicted: list[str] = field(default_factory=list)
 
 
+def _message_key(message: object, method: str) -> str:
+    """The ASGI key for `message` ("text" or "bytes"); a TypeError saying what to pass for anything else."""
+    if isinstance(message, str):
+        return "text"
+    if isinstance(message, bytes):
+        return "bytes"
+    raise TypeError(
+        f"{method}() takes str or bytes, not {type(message).__name__}; "
+        f"encode it first, e.g. {method}({'websocket, ' if method == 'send_to' else ''}json.dumps(data))"
+    )
+
+
 def _send(websocket: WebSocket, message: str | bytes) -> Send:
     """`websocket.send_text(message)` or `send_bytes(message)`, minus their own coroutine: the ASGI message."""
     key = "text" if isinstance(message, str) else "bytes"
@@ -197,7 +209,7 @@ class FanOut:
         *,
         max_queue: int = 100,
         policy: Policy = "disconnect",
-        close_code: int = TRY_AGAIN_LATER,
+        close_code: int = CloseCode.TRY_AGAIN_LATER,
         close_reason: str = "too slow: send queue full",
     ) -> None:
         if policy not in POLICIES:
@@ -253,36 +265,51 @@ class FanOut:
         a send that would wait goes to that client's writer task, and while the writer is busy, messages go into
         its queue; when that is full, the policy applies.
         """
-        if not isinstance(message, str | bytes):
-            raise TypeError(
-                f"publish() takes str or bytes, not {type(message).__name__}; "
-                "encode it first, e.g. publish(json.dumps(data))"
+        key = _message_key(message, "publish")
+        report = PublishReport()
+        for member in list(self.members.values()):  # a copy: an eviction or a failed send removes members
+            self._deliver(member, message, key, report)
+        return report
+
+    def send_to(self, websocket: WebSocket, message: str | bytes) -> PublishReport:
+        """Send `message` to one registered client only, exactly as publish() sends it to each (same path, policy).
+
+        In order with everything published to that client: written at once if its writer is idle, else queued
+        behind the writer, and when its queue is full the policy applies (the report says what happened).
+        """
+        key = _message_key(message, "send_to")
+        member = self.members.get(websocket)
+        if member is None:
+            raise FanOutError(
+                "send_to() needs a WebSocket registered with this FanOut, and this one is not (never registered, "
+                "or it has left or been evicted); register it first (`async with hub.connected(websocket):`), "
+                "or check `websocket in hub.members` before sending"
             )
         report = PublishReport()
-        written = 0
-        key = "text" if isinstance(message, str) else "bytes"
-        for member in list(self.members.values()):  # a copy: an eviction or a failed send removes members
-            if member.busy or member.queue:  # its writer is at work: the message waits its turn, in order
-                self._enqueue(member, message, report)
-                continue
-            # The writer is idle: run the send from here, and hand it to the writer only if it has to wait.
-            # The ASGI message that send_text()/send_bytes() would send, one coroutine fewer per client.
-            send = member.websocket.send({"type": "websocket.send", key: message})
-            try:
-                # One step of the coroutine. next() with a default tells that it returned without raising the
-                # StopIteration that send.send(None) would: measurably cheaper, per client and message.
-                pending = next(send.__await__(), _RETURNED)
-            except Exception as exc:  # the client went away: it leaves, the others carry on
-                self._drop(member, exc)
-                continue
-            if pending is _RETURNED:  # done without suspending: the frame is written, and no task took part
-                member.sent += 1
-                written += 1
-            else:
-                self._hand_over(member, send, pending)
-                report.queued += 1
-        report.written = written
+        self._deliver(member, message, key, report)
         return report
+
+    def _deliver(self, member: Member, message: str | bytes, key: str, report: PublishReport) -> None:
+        """publish()'s and send_to()'s work for one client: write now if its writer is idle, else queue (or policy)."""
+        if member.busy or member.queue:  # its writer is at work: the message waits its turn, in order
+            self._enqueue(member, message, report)
+            return
+        # The writer is idle: run the send from here, and hand it to the writer only if it has to wait.
+        # The ASGI message that send_text()/send_bytes() would send, one coroutine fewer per client.
+        send = member.websocket.send({"type": "websocket.send", key: message})
+        try:
+            # One step of the coroutine. next() with a default tells that it returned without raising the
+            # StopIteration that send.send(None) would: measurably cheaper, per client and message.
+            pending = next(send.__await__(), _RETURNED)
+        except Exception as exc:  # the client went away: it leaves, the others carry on
+            self._drop(member, exc)
+            return
+        if pending is _RETURNED:  # done without suspending: the frame is written, and no task took part
+            member.sent += 1
+            report.written += 1
+        else:
+            self._hand_over(member, send, pending)
+            report.queued += 1
 
     def _enqueue(self, member: Member, message: str | bytes, report: PublishReport) -> None:
         """Queue `message` behind the client's writer, applying the policy if its queue is full."""

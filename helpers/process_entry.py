@@ -11,12 +11,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import os
 import socket
 import sys
 import threading
+from typing import Any
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from helpers.servers import make_config
+from helpers.usage import LOG_LEVELS
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's own logging config, with its access log on stderr too.
+
+    stdout carries the READY line, and nobody reads it after that: access lines there (at --log-level info)
+    would fill the pipe and block the server.
+    """
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
 
 
 class _AnnouncingServer(uvicorn.Server):
@@ -44,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.process_entry")
     parser.add_argument("app", help="import string, e.g. package.module:app")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--port", type=int, default=0, help="0 (the default) for a free port")
+    parser.add_argument("--log-level", default="warning", choices=LOG_LEVELS)
     args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be 0 (any free port) or a port number up to 65535, not {args.port}")
 
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -56,9 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr, flush=True)
         return 1
     sock.listen(2048)
-    config = uvicorn.Config(
-        args.app, log_level=args.log_level, lifespan="auto", timeout_graceful_shutdown=1.0, ws_max_size=1024 * 1024
-    )
+    # The thread servers' settings, with uvicorn's own logging to stderr: the parent reads it (ProcessServer.output).
+    config = make_config(args.app, args.log_level, log_config=_log_config())
     server = _AnnouncingServer(config)
     _exit_on_stdin_eof(server)
     try:

@@ -51,7 +51,12 @@ T = TypeVar("T")
 
 DEFAULT_HOST = "127.0.0.1"
 READY_TIMEOUT = 10.0
+# The largest WebSocket message a lesson server accepts (larger ones are closed with 1009), and the largest the
+# course's chat client accepts from a server (helpers.chat_connection): one limit for both ends.
 MAX_MESSAGE_BYTES = 1024 * 1024
+# A handler that never returns (a lesson about never accepting, say) must not make stop() hang: after this many
+# seconds of graceful shutdown uvicorn cancels what is left. Whole seconds: uvicorn's Config takes an int.
+GRACEFUL_SHUTDOWN_SECONDS = 1
 STOP_TIMEOUT = 5.0
 
 
@@ -65,6 +70,17 @@ class ServerUsageError(RuntimeError):
 
 # --------------------------------------------------------------------------------------------------
 # shared pieces
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """A port on `host` that nothing listens on just now, for a program that must be told its port in advance.
+
+    Another program may take it before that one binds it; the servers here never need this (they bind first,
+    `port=0`, and report the port the kernel picked), so use it only for something that cannot do that.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def _bind(name: str, host: str, port: int) -> socket.socket:
@@ -158,10 +174,21 @@ class _ReadyServer(uvicorn.Server):
         return contextlib.nullcontext()
 
 
-def _make_config(app: Any, log_level: str, uvicorn_options: dict[str, Any]) -> uvicorn.Config:
-    # A handler that never returns (a lesson about never accepting, say) must not make stop() hang:
-    # after 1 s of graceful shutdown uvicorn cancels what is left.
-    # Limits every lesson server has: incoming messages up to 1 MiB (larger ones are closed with 1009).
+def make_config(
+    app: Any,
+    log_level: str,
+    uvicorn_options: dict[str, Any] | None = None,
+    *,
+    log_config: dict[str, Any] | str | None = None,
+) -> uvicorn.Config:
+    """The uvicorn Config of every lesson server: in a thread, on a loop, or in a child process (process_entry).
+
+    `app` is an ASGI app or an import string; `uvicorn_options` override the defaults below. With the default
+    `log_config=None` uvicorn installs no logging handlers, so records go to the server's ServerLog; a child
+    process passes uvicorn's own config instead, to log to its stderr.
+    """
+    # Limits every lesson server has: incoming messages up to MAX_MESSAGE_BYTES (larger ones are closed with 1009),
+    # and at most GRACEFUL_SHUTDOWN_SECONDS of graceful shutdown.
     # ws_max_queue bounds unread messages only under uvicorn's legacy "websockets" protocol. The default
     # "websockets-sansio" protocol (uvicorn 0.54) ignores it: after queuing a message it pauses reading until the
     # app has received everything queued, so it holds at most what one read brought in (up to 256 KiB of frames:
@@ -169,13 +196,12 @@ def _make_config(app: Any, log_level: str, uvicorn_options: dict[str, Any]) -> u
     options: dict[str, Any] = {
         "lifespan": "auto",
         "ws": "auto",
-        "timeout_graceful_shutdown": 1.0,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
         "ws_max_size": MAX_MESSAGE_BYTES,
         "ws_max_queue": 32,  # for ws="websockets" (legacy) only; see above
     }
-    options.update(uvicorn_options)
-    # log_config=None: uvicorn installs no console handlers; records go to the server's ServerLog.
-    return uvicorn.Config(app, log_level=log_level, log_config=None, **options)
+    options.update(uvicorn_options or {})
+    return uvicorn.Config(app, log_level=log_level, log_config=log_config, **options)
 
 
 def _failure_text(log: server_logs.ServerLog, exc: BaseException | None) -> str:
@@ -410,7 +436,7 @@ def serve(
     sock = _bind(name, host, port)
     actual_port = sock.getsockname()[1]
     try:
-        config = _make_config(app, log_level, uvicorn_options)
+        config = make_config(app, log_level, uvicorn_options)
     except BaseException:
         sock.close()
         raise
@@ -554,7 +580,7 @@ async def serve_on_loop(
     router = server_logs.install()
     settled = asyncio.Event()
     try:
-        config = _make_config(app, log_level, uvicorn_options)
+        config = make_config(app, log_level, uvicorn_options)
     except BaseException:
         sock.close()
         raise

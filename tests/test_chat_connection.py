@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ from starlette.websockets import WebSocket
 
 from helpers.chat_connection import ChatClientError, ChatConnection, as_text, plural
 from helpers.fanout import FanOut
-from helpers.servers import ThreadServer, serve
+from helpers.servers import ThreadServer, free_port, serve
 from helpers.usage import UsageError
 from tests.support import ROOT, Snapshot
 
@@ -72,13 +71,6 @@ def chat_app() -> Starlette:
             WebSocketRoute("/crash", crash),
         ]
     )
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (just now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

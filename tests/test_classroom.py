@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,8 @@ from helpers.classroom import (
     Classroom,
     ClassroomError,
     Limits,
+    Participant,
+    Room,
     TokenBucket,
     lan_address,
     new_code,
@@ -136,6 +140,54 @@ def test_a_muted_student_is_told_and_stays_connected(panel: ChatPanel, classroom
         "* the instructor has unmuted you: you can talk again",
         "bob: and now?",
     ]
+
+
+class FakeSocket:
+    """Stands in for a student's WebSocket: records the texts sent to it, or never finishes a send when stuck."""
+
+    def __init__(self, stuck: bool = False) -> None:
+        self.stuck = stuck
+        self.texts: list[str] = []
+        self.closed: tuple[int, str] | None = None
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.stuck:
+            await asyncio.Event().wait()
+        self.texts.append(message["text"])
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+def test_tell_reaches_one_student_through_the_hub_and_a_full_queue_gets_the_hub_policy() -> None:
+    """Room.tell sends through FanOut.send_to: only to that student; a stuck one is evicted once its queue is full."""
+
+    async def scenario() -> dict[str, Any]:
+        room = Room(CODE, Limits(max_queue=2))
+        sockets = {"ada": FakeSocket(), "bob": FakeSocket(stuck=True)}
+        people = {}
+        for name, websocket in sockets.items():
+            people[name] = Participant(name, websocket, TokenBucket(1.0, 1))  # type: ignore[arg-type]
+            await room.hub.register(websocket, name)  # type: ignore[arg-type]
+        room.tell(people["ada"], "psst, ada")
+        for n in range(4):  # bob's first send waits (handed to his writer), two fill his queue, the fourth is too many
+            room.tell(people["bob"], f"bob {n}")
+        await asyncio.sleep(0)  # let the eviction's close run
+        evicted = list(room.hub.evicted)
+        room.tell(people["bob"], "after eviction")  # not in the hub any more: nothing happens, no error
+        await room.hub.aclose()
+        return {
+            "ada": sockets["ada"].texts,
+            "bob": sockets["bob"].texts,
+            "evicted": evicted,
+            "closed": sockets["bob"].closed,
+        }
+
+    seen = asyncio.run(scenario())
+    assert seen["ada"] == ["psst, ada"]
+    assert seen["bob"] == []
+    assert seen["evicted"] == ["bob"]
+    assert seen["closed"] == (1013, "too slow: your connection fell behind")
 
 
 def test_kick_closes_with_4000_and_the_reason_and_tells_the_room(panel: ChatPanel, classroom: Classroom) -> None:

@@ -667,3 +667,104 @@ async def _queued(hub: FanOut, name: str) -> int:
 
 async def _busy(hub: FanOut, name: str) -> bool:
     return next(m.busy for m in hub.members.values() if m.name == name)
+
+
+# --------------------------------------------------------------------------------------------------
+# send_to(): one message to one client, on publish()'s path and under its policy.
+
+
+def test_send_to_writes_at_once_to_an_idle_client_and_to_nobody_else(lab: Lab) -> None:
+    """send_to() an idle client writes the message before it returns, and the other clients do not get it."""
+
+    async def scenario() -> tuple[PublishReport, list[int], list[str | bytes]]:
+        clients = await lab.join("a", "b")
+
+        def send_and_count() -> tuple[PublishReport, list[int]]:
+            report = lab.hub.send_to(lab.member("a").websocket, "just a")
+            return report, [lab.member(name).sent for name in ("a", "b")]  # no await in between: no task ran
+
+        report, sent = await lab.on_server(send_and_count)
+        await lab.publish("everyone")
+        received = [await asyncio.wait_for(ws.recv(), 5) for ws in (clients["a"], clients["a"], clients["b"])]
+        for ws in clients.values():
+            await ws.close()
+        return report, sent, received
+
+    report, sent, received = asyncio.run(scenario())
+    assert (report.written, report.queued, report.evicted) == (1, 0, [])
+    assert sent == [1, 0]
+    assert received == ["just a", "everyone", "everyone"]  # b's first message is the published one
+
+
+def test_send_to_queues_behind_a_busy_writer_in_order(lab: Lab) -> None:
+    """While the client's writer is busy, send_to() queues behind what was published before it, in order."""
+
+    async def scenario() -> tuple[list[tuple[int, int]], list[str | bytes]]:
+        clients = await lab.join("a")
+        await lab.on_server(lab.valves["a"].shut)
+        first = await lab.publish("m0")  # this send waits: handed to the writer
+        told = await lab.on_server(lambda: lab.hub.send_to(lab.member("a").websocket, "private"))
+        last = await lab.publish("m2")
+        await lab.on_server(lab.valves["a"].open)
+        got = [await asyncio.wait_for(clients["a"].recv(), 5) for _ in range(3)]
+        await clients["a"].close()
+        return [(r.written, r.queued) for r in (first, told, last)], got
+
+    reports, got = asyncio.run(scenario())
+    assert reports == [(0, 1), (0, 1), (0, 1)]
+    assert got == ["m0", "private", "m2"]
+
+
+def test_send_to_a_full_queue_evicts_under_the_disconnect_policy(lab: Lab) -> None:
+    """With policy 'disconnect', send_to() a client whose queue is full evicts it, as publish() would."""
+
+    async def scenario() -> tuple[list[str], list[str], bool, bool]:
+        await lab.join("slow")
+        await lab.on_server(lab.valves["slow"].shut)
+        for n in range(5):  # m0 handed to the writer, m1-m4 fill the queue (max_queue=4)
+            await lab.publish(f"m{n}")
+        member = await lab.on_server(lambda: lab.member("slow"))
+        report = await lab.on_server(lambda: lab.hub.send_to(member.websocket, "one too many"))
+        registered = await lab.on_server(lambda: member.websocket in lab.hub.members)
+        return report.evicted, lab.hub.evicted, member.evicted, registered
+
+    evicted, hub_evicted, member_evicted, registered = asyncio.run(scenario())
+    assert evicted == ["slow"] and hub_evicted == ["slow"]
+    assert member_evicted and not registered
+
+
+def test_send_to_a_full_queue_drops_the_oldest_under_the_drop_oldest_policy() -> None:
+    """With policy 'drop-oldest', send_to() a full queue drops its oldest message and keeps the client."""
+    lab = Lab("fanout-lab-drop-oldest", policy="drop-oldest", max_queue=2)
+
+    async def scenario() -> tuple[PublishReport, int, list[str | bytes]]:
+        clients = await lab.join("a")
+        await lab.on_server(lab.valves["a"].shut)
+        for n in range(3):  # m0 handed to the writer, m1 and m2 fill the queue (max_queue=2)
+            await lab.publish(f"m{n}")
+        report = await lab.on_server(lambda: lab.hub.send_to(lab.member("a").websocket, "private"))
+        dropped = await lab.on_server(lambda: lab.member("a").dropped)
+        await lab.on_server(lab.valves["a"].open)
+        got = [await asyncio.wait_for(clients["a"].recv(), 5) for _ in range(3)]
+        await clients["a"].close()
+        return report, dropped, got
+
+    with lab.server:
+        report, dropped, got = asyncio.run(scenario())
+    assert (report.queued, report.dropped_oldest, report.evicted) == (1, 1, [])
+    assert dropped == 1
+    assert got == ["m0", "m2", "private"]  # m1, the oldest queued, was dropped
+
+
+def test_send_to_refuses_a_websocket_that_is_not_registered() -> None:
+    """send_to() a WebSocket the hub does not know raises FanOutError saying to register it first."""
+    stranger: Any = StuckSocket()
+    with pytest.raises(FanOutError, match=r"needs a WebSocket registered with this FanOut.*hub\.connected"):
+        FanOut().send_to(stranger, "hello")
+
+
+def test_send_to_refuses_objects_with_a_hint() -> None:
+    """send_to(websocket, dict) raises TypeError telling you to encode it first."""
+    stranger: Any = StuckSocket()
+    with pytest.raises(TypeError, match=r"send_to\(\) takes str or bytes, not dict.*json.dumps"):
+        FanOut().send_to(stranger, {"a": 1})  # type: ignore[arg-type]

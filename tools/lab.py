@@ -15,6 +15,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script (`python tools/lab.py`): make the repo's helpers importable
+
+from helpers.servers import free_port  # noqa: E402  (needs the path above)
+
 FIRST_NOTEBOOK = "00_start_here.ipynb"
 LOCAL = ROOT / ".jupyter-local"
 ENVIRONMENT = {
@@ -25,12 +29,6 @@ ENVIRONMENT = {
     "IPYTHONDIR": LOCAL / "ipython",
     "MPLCONFIGDIR": LOCAL / "matplotlib",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def command(port: int, open_browser: bool) -> list[str]:
