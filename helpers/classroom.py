@@ -50,6 +50,33 @@ from websockets.frames import CloseCode
 from helpers.fanout import FanOut
 from helpers.servers import DEFAULT_HOST, ThreadServer, serve
 
+__all__ = [
+    "CODE_MISSING",
+    "CODE_WRONG",
+    "INSTRUCTOR",
+    "KICKED",
+    "MAX_NAME",
+    "NAME_INVALID",
+    "NAME_TAKEN",
+    "PATH",
+    "ROOM_FULL",
+    "TOO_MANY",
+    "Classroom",
+    "ClassroomError",
+    "Limits",
+    "Participant",
+    "ParticipantInfo",
+    "Room",
+    "TokenBucket",
+    "classroom_app",
+    "exposure_notice",
+    "is_loopback",
+    "lan_address",
+    "new_code",
+    "one_line",
+    "start_classroom",
+]
+
 PATH = "/chat"
 INSTRUCTOR = "instructor"
 

@@ -15,6 +15,13 @@ from websockets.frames import CloseCode
 
 from helpers.fanout import FanOut
 
+__all__ = [
+    "CHAT_MAX_CHARS",
+    "Scope",
+    "echo",
+    "fanout_chat",
+]
+
 Scope = dict[str, Any]
 CHAT_MAX_CHARS = 4096
 
@@ -60,7 +67,7 @@ def fanout_chat(hub: FanOut | None = None, max_chars: int = CHAT_MAX_CHARS) -> S
     Defined answers to bad input: a binary frame closes with 1003 (text only), a text longer than
     `max_chars` closes with 1009; the sender leaves, everybody else keeps chatting.
     """
-    room = hub or FanOut(max_queue=100)
+    room = hub if hub is not None else FanOut(max_queue=100)  # not `hub or`: an empty FanOut is falsy
 
     async def chat(websocket: WebSocket) -> None:
         await websocket.accept()

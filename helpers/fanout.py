@@ -61,6 +61,18 @@ from websockets.frames import CloseCode
 
 from helpers.usage import UsageTypeError, check_close_code
 
+__all__ = [
+    "POLICIES",
+    "FanOut",
+    "FanOutError",
+    "Member",
+    "Policy",
+    "PublishReport",
+    "Send",
+    "SendQueue",
+    "finish_started",
+]
+
 Policy = Literal["disconnect", "drop-oldest"]
 POLICIES: tuple[Policy, ...] = ("disconnect", "drop-oldest")
 

@@ -21,8 +21,12 @@ from typing import Any
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from helpers.servers import make_config
+from helpers.servers import ServerStartError, listen_socket, make_config
 from helpers.usage import LOG_LEVELS
+
+__all__ = [
+    "main",
+]
 
 
 def _log_config() -> dict[str, Any]:
@@ -67,14 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0 (any free port) or a port number up to 65535, not {args.port}")
 
-    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((args.host, args.port))
-    except OSError as exc:
+        sock = listen_socket("process", args.host, args.port)
+    except ServerStartError as exc:
         print(f"ERROR: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr, flush=True)
         return 1
-    sock.listen(2048)
     # The thread servers' settings, with uvicorn's own logging to stderr: the parent reads it (ProcessServer.output).
     config = make_config(args.app, args.log_level, log_config=_log_config())
     server = _AnnouncingServer(config)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from helpers.servers import free_port
 from helpers.usage import check_positive
 
 __all__ = [
@@ -48,12 +49,6 @@ INSTALL_HINT = (
 
 class RedisUnavailable(RuntimeError):
     """No Redis can be had here; the message says how to get one."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ping(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -141,7 +136,7 @@ def start_redis(ready_timeout: float = READY_TIMEOUT) -> RedisServer:
         raise RedisUnavailable(INSTALL_HINT)
     last_error = ""
     for _ in range(3):  # the free port could be taken between choosing it and redis binding it
-        port = _free_port()
+        port = free_port()
         folder = Path(tempfile.mkdtemp(prefix="wslab-redis-"))
         command = [
             binary,

@@ -32,7 +32,8 @@ def _one_line(record: logging.LogRecord) -> str:
     """Summarise a record as one line: the exception (type: message) when there is one."""
     if record.exc_info and record.exc_info[1] is not None:
         exc = record.exc_info[1]
-        return f"{type(exc).__name__}: {exc}".rstrip(": ")
+        text = " ".join(str(exc).split())  # a message with line breaks still makes one line
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     message = record.getMessage().strip()
     lines = [line for line in message.splitlines() if line.strip()]
     # Lifespan failures arrive as a whole traceback text: its last line names the exception.

@@ -47,6 +47,27 @@ from helpers.usage import (
     check_text,
 )
 
+__all__ = [
+    "DEFAULT_HOST",
+    "GRACEFUL_SHUTDOWN_SECONDS",
+    "MAX_MESSAGE_BYTES",
+    "READY_TIMEOUT",
+    "STOP_TIMEOUT",
+    "LoopServer",
+    "ProcessServer",
+    "ServerStartError",
+    "ServerUsageError",
+    "ThreadServer",
+    "free_port",
+    "listen_socket",
+    "make_config",
+    "running_servers",
+    "serve",
+    "serve_on_loop",
+    "serve_process",
+    "stop_all",
+]
+
 T = TypeVar("T")
 
 DEFAULT_HOST = "127.0.0.1"
@@ -83,7 +104,8 @@ def free_port(host: str = DEFAULT_HOST) -> int:
         return int(sock.getsockname()[1])
 
 
-def _bind(name: str, host: str, port: int) -> socket.socket:
+def listen_socket(name: str, host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (0: a free port) for server `name`; ServerStartError says why not."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     # Same option uvicorn sets: a restarted server may reuse a port still in TIME_WAIT.
@@ -433,7 +455,7 @@ def serve(
     _check_serve_arguments(app, name, host, port, log_level, ready_timeout)
     name = name or _default_name(app)
     _replace(name)
-    sock = _bind(name, host, port)
+    sock = listen_socket(name, host, port)
     actual_port = sock.getsockname()[1]
     try:
         config = make_config(app, log_level, uvicorn_options)
@@ -574,7 +596,7 @@ async def serve_on_loop(
     loop = asyncio.get_running_loop()
     name = name or _default_name(app)
     _replace(name)
-    sock = _bind(name, host, port)
+    sock = listen_socket(name, host, port)
     actual_port = sock.getsockname()[1]
     log = server_logs.ServerLog(echo=echo_logs)
     router = server_logs.install()
@@ -737,13 +759,7 @@ def serve_process(
         )
     name = name or import_string
     _replace(name)
-    child_env = dict(os.environ)
-    child_env.update(env or {})
-    paths = [str(Path(app_dir).resolve())] if app_dir else []
-    paths.append(str(Path(__file__).resolve().parent.parent))
-    if child_env.get("PYTHONPATH"):
-        paths.append(child_env["PYTHONPATH"])
-    child_env["PYTHONPATH"] = os.pathsep.join(paths)
+    child_env = _child_environment(env, app_dir)
     fd, log_name = tempfile.mkstemp(prefix="wslab-server-", suffix=".log")
     log_path = Path(log_name)
     command = [
@@ -763,22 +779,7 @@ def serve_process(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, env=child_env
         )
     handle = ProcessServer(name, host, port, process, log_path)
-    lines: queue.Queue[bytes] = queue.Queue()
-
-    def read_ready_line() -> None:
-        assert process.stdout is not None
-        lines.put(process.stdout.readline())
-
-    threading.Thread(target=read_ready_line, name=f"ready-{name}", daemon=True).start()
-    deadline = time.monotonic() + ready_timeout
-    line = b""
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.05)
-            break
-        except queue.Empty:
-            if process.poll() is not None:
-                break
+    line = _first_line(process, name, ready_timeout)
     if not line.startswith(b"READY "):
         if line == b"":  # stdout closed: the child is exiting; let it finish so its code is known
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -794,6 +795,37 @@ def serve_process(
     handle.port = int(line.split()[1])
     _register(handle)
     return handle
+
+
+def _child_environment(env: dict[str, str] | None, app_dir: str | os.PathLike[str] | None) -> dict[str, str]:
+    """This process's environment plus `env`, with `app_dir` and the repository first on PYTHONPATH."""
+    child_env = dict(os.environ)
+    child_env.update(env or {})
+    paths = [str(Path(app_dir).resolve())] if app_dir else []
+    paths.append(str(Path(__file__).resolve().parent.parent))
+    if child_env.get("PYTHONPATH"):
+        paths.append(child_env["PYTHONPATH"])
+    child_env["PYTHONPATH"] = os.pathsep.join(paths)
+    return child_env
+
+
+def _first_line(process: subprocess.Popen[bytes], name: str, timeout: float) -> bytes:
+    """The child's first stdout line (READY <port>, if all went well); b"" if it exited or `timeout` passed first."""
+    lines: queue.Queue[bytes] = queue.Queue()
+
+    def read_ready_line() -> None:
+        assert process.stdout is not None
+        lines.put(process.stdout.readline())
+
+    threading.Thread(target=read_ready_line, name=f"ready-{name}", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return lines.get(timeout=0.05)
+        except queue.Empty:
+            if process.poll() is not None:
+                break
+    return b""
 
 
 def _last_error_line(output: str) -> str:

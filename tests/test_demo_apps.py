@@ -204,10 +204,6 @@ def test_chat_sender_leaving_does_not_disconnect_the_others(no_leaks: Snapshot) 
         assert server.errors == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="demo_apps bug: `hub or FanOut(...)` replaces an empty hub, because FanOut has __len__ and len 0 is falsy",
-)
 def test_chat_uses_the_hub_it_is_given(no_leaks: Snapshot) -> None:
     """fanout_chat(hub) keeps the given FanOut as app.state.hub, and what that hub publishes reaches the room."""
     hub = FanOut(max_queue=5)

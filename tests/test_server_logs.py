@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from contextlib import asynccontextmanager
 from typing import Any
@@ -270,3 +271,14 @@ def test_loop_matcher_matches_only_while_that_loop_runs_on_this_thread() -> None
         assert asyncio.run(other_loop()) is False
     finally:
         loop.close()
+
+
+def test_an_exception_message_with_line_breaks_still_gives_one_line_and_keeps_a_trailing_colon() -> None:
+    """Line breaks in an exception's message become spaces, and a colon the message ends with is kept."""
+    log = ServerLog()
+    for exc in (RuntimeError("a\nb"), ValueError("ends with colon:")):
+        try:
+            raise exc
+        except Exception:
+            log.add(logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "boom", None, sys.exc_info()))
+    assert log.errors == ["RuntimeError: a b", "ValueError: ends with colon:"]

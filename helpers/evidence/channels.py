@@ -38,9 +38,6 @@ from helpers.evidence.shared import (
 from helpers.loops import await_on
 from helpers.servers import ThreadServer
 
-# Nothing here is for importing: the experiments register themselves in core.EXPERIMENTS.
-__all__: list[str] = []
-
 __all__: list[str] = []  # importing the module registers its experiments; run them with evidence.run()
 
 ON = "uvicorn 0.54 (websockets-sansio)"

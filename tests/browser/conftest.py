@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from helpers.servers import free_port
 from tests.support import IN_CI, ROOT, require_binary
 
 CHROMIUM_FLAGS = [
@@ -45,12 +45,6 @@ class Lab:
     root: Path
     process: subprocess.Popen[bytes]
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _write_settings(settings_dir: Path) -> None:
@@ -102,7 +96,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterato
         env[name] = str(base / name.lower())
     env["JUPYTERLAB_SETTINGS_DIR"] = str(base / "settings")
     _write_settings(base / "settings")
-    port = _free_port()
+    port = free_port()
     log = base / "lab.log"
     command = [
         sys.executable,
