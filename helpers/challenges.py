@@ -36,14 +36,12 @@ from helpers.servers import ThreadServer, serve
 from helpers.slow_clients import SLOW_MESSAGES, SLOW_SIZE, slow_client_scene, small_socket
 
 __all__ = [
-    "BIG_MESSAGE",
     "CHALLENGES",
     "CHALLENGE_DIR",
     "CHECK_TIMEOUT",
     "LOOKUP_SECONDS",
     "MEMBERS",
     "ROOT",
-    "STALL_MESSAGES",
     "Challenge",
     "ChallengeError",
     "Checker",
@@ -64,8 +62,6 @@ CHALLENGE_DIR = ROOT / "challenges"
 CHECK_TIMEOUT = 15.0
 LOOKUP_SECONDS = 0.5
 MEMBERS = ("ada", "grace")  # two users, so a greeting with a name written into the code cannot pass
-BIG_MESSAGE = 256_000  # characters: 40 of these fill any loopback socket buffer (tcp_wmem's max is a few MB)
-STALL_MESSAGES = 40
 
 
 class ChallengeError(RuntimeError):
@@ -581,7 +577,7 @@ async def _broadcast_while_the_set_changes(
     """Make alice's broadcast wait on a client that never reads, then change the set and kill that client.
 
     A send only waits (yields to other handlers) once that client's buffers are full, so alice sends
-    STALL_MESSAGES big messages, more than any loopback buffer holds. When bob's count stops growing the
+    SLOW_MESSAGES big messages, more than any loopback buffer holds. When bob's count stops growing the
     broadcast is stuck on the slow client: dave leaves (his handler removes him from the set meanwhile) and
     the slow client's TCP connection is aborted, which makes the stuck send fail. Returns (alice still served,
     what was seen).
@@ -600,8 +596,8 @@ async def _broadcast_while_the_set_changes(
     ]
     try:
         await asyncio.sleep(0.05)  # let the endpoints register the new clients
-        sender = asyncio.create_task(_send_all(alice, ["x" * BIG_MESSAGE] * STALL_MESSAGES))
-        stalled = await _wait_until_stalled(counts["bob"], limit=STALL_MESSAGES)
+        sender = asyncio.create_task(_send_all(alice, ["x" * SLOW_SIZE] * SLOW_MESSAGES))
+        stalled = await _wait_until_stalled(counts["bob"], limit=SLOW_MESSAGES)
         if not stalled:
             sender.cancel()
             return False, "the broadcast never had to wait for the slow client, so this could not be tested"

@@ -24,6 +24,8 @@ from helpers.servers import ThreadServer
 
 __all__ = ["SLOW_MESSAGES", "SLOW_SIZE", "SlowScene", "slow_client_run", "slow_client_scene", "small_socket"]
 
+# 40 messages of 256,000 characters (about 10 MB) are more than any loopback socket's buffers hold (tcp_wmem's
+# maximum is a few MB), so a client that never reads stalls whoever waits on its socket.
 SLOW_MESSAGES = 40
 SLOW_SIZE = 256_000
 

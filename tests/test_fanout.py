@@ -6,7 +6,6 @@ import asyncio
 import collections
 import contextlib
 import math
-import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
@@ -22,6 +21,7 @@ from helpers.clients import connect
 from helpers.fanout import FanOut, FanOutError, Member, Policy, PublishReport
 from helpers.loops import await_on, run_on
 from helpers.servers import ThreadServer, serve
+from helpers.slow_clients import small_socket
 from helpers.usage import UsageError, UsageTypeError
 
 pytestmark = pytest.mark.timeout(60)
@@ -43,19 +43,10 @@ def chat_app(hub: FanOut) -> Starlette:
     return Starlette(routes=[WebSocketRoute("/chat", chat)])
 
 
-def small_socket(server: ThreadServer) -> socket.socket:
-    """A connected client socket with a small receive buffer (no kernel autotuning to absorb megabytes)."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    sock.connect(("127.0.0.1", server.port))
-    sock.setblocking(False)
-    return sock
-
-
 async def connect_never_reading(server: ThreadServer) -> ClientConnection:
     """A client named slow that never reads: a library queue of one frame and a small fixed receive buffer."""
     return await connect(
-        server.ws_url("/chat?name=slow"), max_size=None, max_queue=1, compression=None, sock=small_socket(server)
+        server.ws_url("/chat?name=slow"), max_size=None, max_queue=1, compression=None, sock=small_socket(server.port)
     )
 
 
