@@ -44,3 +44,28 @@ def test_normalise_renumbers_and_strips_machine_metadata() -> None:
     tool.normalise(nb)
     assert nb.metadata["language_info"] == tool.LANGUAGE_INFO
     assert nb.cells[0].execution_count == 1 and "execution" not in nb.cells[0].metadata
+
+
+def test_map_names_each_part_before_its_first_lesson() -> None:
+    """The map has a row with the part's title right before the first lesson of that part, and only there."""
+    lessons = [
+        tool.Lesson(file="00_a.ipynb", title="A", about="a", part="Part 1: one"),
+        tool.Lesson(file="01_b.ipynb", title="B", about="b", part="Part 1: one"),
+        tool.Lesson(file="02_c.ipynb", title="C", about="c", part="Part 2: two"),
+    ]
+    rows = tool.map_markdown(lessons).splitlines()[2:]
+    assert [row.split("|")[2].strip() for row in rows] == [
+        "**Part 1: one**",
+        "A *(coming)*",
+        "B *(coming)*",
+        "**Part 2: two**",
+        "C *(coming)*",
+    ]
+
+
+def test_the_series_has_two_parts_and_part_2_opens_with_13() -> None:
+    """series.toml groups 00-12 as Part 1 and starts Part 2 (production) at 13."""
+    series = tool.load_series()
+    first_of_part_2 = next(lesson for lesson in series if lesson.part != series[0].part)
+    assert first_of_part_2.number == "13" and first_of_part_2.part == "Part 2: production"
+    assert {lesson.part for lesson in series} == {series[0].part, "Part 2: production"}

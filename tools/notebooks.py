@@ -34,6 +34,7 @@ class Lesson:
     file: str
     title: str
     about: str
+    part: str = ""  # the title of the part of the series it opens or continues
 
     @property
     def number(self) -> str:
@@ -52,13 +53,19 @@ class Lesson:
 
 
 def load_series() -> list[Lesson]:
+    """The lessons in order, each with the title of its part (series.toml's [[part]] tables hold the lessons)."""
     data = tomllib.loads((NOTEBOOKS / "series.toml").read_text())
-    return [Lesson(**entry) for entry in data["notebook"]]
+    return [Lesson(**entry, part=part["title"]) for part in data["part"] for entry in part["notebook"]]
 
 
 def map_markdown(series: list[Lesson], prefix: str = "") -> str:
+    """The series as one table; a row naming the part comes before the first lesson of each part."""
     rows = ["| # | Notebook | What it shows |", "|---|---|---|"]
+    part = ""
     for lesson in series:
+        if lesson.part and lesson.part != part:
+            part = lesson.part
+            rows.append(f"| | **{part}** | |")
         name = lesson.link(prefix) if lesson.exists else f"{lesson.title} *(coming)*"
         rows.append(f"| {lesson.number} | {name} | {lesson.about} |")
     return "\n".join(rows)
