@@ -1,19 +1,19 @@
-"""Run real uvicorn servers from a notebook or a test, and always get them back.
+"""Run real ASGI servers (uvicorn by default) from a notebook or a test, and always get them back.
 
 Three ways to run an ASGI app, each returning a handle with `.url`, `.ws_url(path)`, `.port` and `.stop()`:
 
-- `serve(app)`: uvicorn in a daemon thread with its own event loop (the default in this series). The
+- `serve(app)`: a server in a daemon thread with its own event loop (the default in this series). The
   kernel's loop stays free, so both async and sync clients work from cells.
 - `await serve_on_loop(app)`: uvicorn as a task on the caller's running loop (lesson 05 shows why this
   is fragile). Signal handlers are never touched, so the kernel's interrupt button keeps working.
-- `serve_process("module:app")`: uvicorn in a child process, for lessons where several processes share
+- `serve_process("module:app")`: a server in a child process, for lessons where several processes share
   a channel layer or Redis.
 
-The listening socket is bound by the caller before uvicorn starts, so "port in use" is an immediate,
-clear error, and `port=0` (the default) gets a free loopback port with no race. Each server has a name;
-serving again under the same name first stops the old server, which makes re-running a cell safe.
-Every server still running stops when the interpreter exits.
-"""
+`serve()` and `serve_process()` take `server=`, one of SERVERS: uvicorn with each of its WebSocket protocols,
+hypercorn, or daphne (in a child process only). The listening socket is bound before the server starts, so
+"port in use" is an immediate, clear error, and `port=0` (the default) gets a free loopback port with no race.
+Each server has a name; serving again under the same name first stops the old server, which makes re-running
+a cell safe. Every server still running stops when the interpreter exits."""
 
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
+import uvicorn.importer
 
-from helpers import loops, server_logs
+from helpers import asgi_servers, loops, server_logs
 from helpers.usage import (
     LOG_LEVELS,
     UsageError,
@@ -52,6 +53,7 @@ __all__ = [
     "GRACEFUL_SHUTDOWN_SECONDS",
     "MAX_MESSAGE_BYTES",
     "READY_TIMEOUT",
+    "SERVERS",
     "STOP_TIMEOUT",
     "LoopServer",
     "ProcessServer",
@@ -79,6 +81,10 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 # seconds of graceful shutdown uvicorn cancels what is left. Whole seconds: uvicorn's Config takes an int.
 GRACEFUL_SHUTDOWN_SECONDS = 1
 STOP_TIMEOUT = 5.0
+# The ASGI servers serve() and serve_process() can run, by their `server=` name (the first is the default):
+# "uvicorn" (ws="auto": websockets-sansio), "uvicorn-websockets" (ws="websockets", the legacy websockets
+# implementation), "uvicorn-wsproto" (ws="wsproto"), "hypercorn", and "daphne" (in a child process only).
+SERVERS = ("uvicorn", "uvicorn-websockets", "uvicorn-wsproto", "hypercorn", "daphne")
 
 
 class ServerStartError(RuntimeError):
@@ -142,6 +148,23 @@ def _check_serve_arguments(
     check_positive(ready_timeout, "ready_timeout")
 
 
+def _check_server(server: object, *, in_thread: bool) -> str:
+    """One of SERVERS, and (in_thread) one that can run in a thread; refused before anything starts."""
+    if not isinstance(server, str):
+        raise UsageTypeError(
+            f"server must be a str, one of {', '.join(map(repr, SERVERS))}; not {type(server).__name__}"
+        )
+    if server not in SERVERS:
+        raise ServerUsageError(f"unknown server {server!r}: choose one of {', '.join(map(repr, SERVERS))}")
+    if in_thread and server == "daphne":
+        raise ServerUsageError(
+            "daphne cannot be served in a thread: its Twisted reactor is one per process and cannot be restarted, "
+            "so a second serve() (re-running the cell) would fail. "
+            'Use serve_process("module:app", server="daphne"), which runs it in a child process.'
+        )
+    return server
+
+
 def _default_name(app: object) -> str:
     if isinstance(app, str):
         return app
@@ -157,43 +180,6 @@ def _default_name(app: object) -> str:
 def _display_host(host: str) -> str:
     """Clients connect to loopback when a server listens on every interface."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-
-
-class _ReadyServer(uvicorn.Server):
-    """uvicorn.Server that reports startup and never installs signal handlers."""
-
-    def __init__(self, config: uvicorn.Config, on_settled: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_settled = on_settled
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets=sockets)
-        finally:
-            self._on_settled()
-
-    async def main_loop(self) -> None:
-        # uvicorn's own loop polls should_exit every 0.1 s; waking on request_exit() halves stop() time.
-        self._wake = asyncio.Event()
-        counter = 0
-        should_exit = await self.on_tick(counter)
-        while not should_exit:
-            counter = (counter + 1) % 864000
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.1)
-            should_exit = await self.on_tick(counter)
-
-    def request_exit(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Ask the server to shut down; safe from any thread."""
-        self.should_exit = True
-        wake = getattr(self, "_wake", None)
-        if wake is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed in between
-                loop.call_soon_threadsafe(wake.set)
-
-    def capture_signals(self) -> contextlib.nullcontext[None]:  # type: ignore[override]
-        # The kernel owns SIGINT (its interrupt button); a server inside it must not take it over.
-        return contextlib.nullcontext()
 
 
 def make_config(
@@ -223,14 +209,15 @@ def make_config(
         "ws_max_queue": 32,  # for ws="websockets" (legacy) only; see above
     }
     options.update(uvicorn_options or {})
+    asgi_servers.prepare_uvicorn_ws(options["ws"])
     return uvicorn.Config(app, log_level=log_level, log_config=log_config, **options)
 
 
-def _failure_text(log: server_logs.ServerLog, exc: BaseException | None) -> str:
+def _failure_text(log: server_logs.ServerLog, exc: BaseException | None, server: str = "uvicorn") -> str:
     reasons = [line for line in log.errors if line]
     if exc is not None and not isinstance(exc, SystemExit):
         reasons.append(f"{type(exc).__name__}: {exc}")
-    return "; ".join(dict.fromkeys(reasons)) or "uvicorn exited during startup without saying why"
+    return "; ".join(dict.fromkeys(reasons)) or f"{server} exited during startup without saying why"
 
 
 class _Server:
@@ -335,7 +322,7 @@ atexit.register(stop_all)
 
 
 class ThreadServer(_Server):
-    """uvicorn serving an app on its own event loop in a daemon thread."""
+    """An ASGI server (uvicorn or hypercorn, see SERVERS) serving an app on its own event loop in a daemon thread."""
 
     kind = "thread"
 
@@ -344,16 +331,18 @@ class ThreadServer(_Server):
         name: str,
         host: str,
         port: int,
-        server: _ReadyServer,
+        driver: asgi_servers.Driver,
         loop: asyncio.AbstractEventLoop,
         thread: threading.Thread,
         log: server_logs.ServerLog,
+        server: str = SERVERS[0],
     ) -> None:
         super().__init__(name, host, port)
         self.loop = loop
         self.thread = thread
         self.log = log
-        self._uvicorn = server
+        self.server = server
+        self._driver = driver
         self._stop_lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -394,27 +383,26 @@ class ThreadServer(_Server):
             )
 
     def signal_stop(self) -> None:
-        self._uvicorn.request_exit(self.loop)
+        self._driver.request_exit(self.loop)
 
     def call_soon(self, callback: Callable[..., object], *args: object) -> None:
         """Call a plain function on the server's loop (thread-safe)."""
         self.loop.call_soon_threadsafe(callback, *args)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop the server and wait for its thread; calling it again does nothing."""
+        """Stop the server and wait for its thread (bounded: about 3 x `timeout` at most); again does nothing."""
         with self._stop_lock:
             if self._stopped:
                 return
             self._stopped = True
-        self._uvicorn.request_exit(self.loop)
-        if not self._uvicorn.started:
-            # Still in startup (e.g. a lifespan that never finishes): should_exit is not looked at yet.
+        self._driver.request_exit(self.loop)
+        if not self._driver.started:
+            # Still in startup (e.g. a lifespan that never finishes): the exit request is not looked at yet.
             self._cancel_task()
         if threading.current_thread() is not self.thread:
             self.thread.join(timeout)
             if self.thread.is_alive():
-                # Connections that never finish: cut them, as a second Ctrl+C would.
-                self._uvicorn.force_exit = True
+                self._driver.force_exit()
                 self.thread.join(timeout)
             if self.thread.is_alive():
                 self._cancel_task()
@@ -432,40 +420,76 @@ class ThreadServer(_Server):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<ThreadServer {self.name!r} ({self.server}) {state} at {self.url}>"
+
+
+def _make_driver(
+    server: str, app: Any, name: str, log_level: str, options: dict[str, Any], on_settled: Callable[[], None]
+) -> asgi_servers.Driver:
+    """The driver for `server` in a thread, its logs going to the ServerLog router (see serve() for the settings)."""
+    if server == "hypercorn":
+        hypercorn_config = asgi_servers.hypercorn_config(log_level, options)
+        hypercorn_config.errorlog = asgi_servers.captured_error_log(name, log_level, server_logs.install())
+        loaded = uvicorn.importer.import_from_string(app) if isinstance(app, str) else app
+        return asgi_servers.HypercornDriver(loaded, hypercorn_config, on_settled)
+    if "ws" in options:
+        raise ServerUsageError(
+            f"ws={options['ws']!r} and server={server!r} both choose uvicorn's WebSocket protocol: "
+            f"pass only server=, one of {', '.join(map(repr, SERVERS[:3]))}"
+        )
+    config = make_config(app, log_level, {**options, "ws": asgi_servers.UVICORN_WS[server]})
+    return asgi_servers.UvicornDriver(config, on_settled)
+
 
 def serve(
     app: Any,
     *,
+    server: str = SERVERS[0],
     name: str | None = None,
     host: str = DEFAULT_HOST,
     port: int = 0,
     log_level: str = "warning",
     echo_logs: bool = False,
     ready_timeout: float = READY_TIMEOUT,
-    **uvicorn_options: Any,
+    **server_options: Any,
 ) -> ThreadServer:
-    """Serve `app` with uvicorn in a background thread and return once it accepts connections.
+    """Serve `app` in a background thread with `server` (one of SERVERS but daphne) once it accepts connections.
 
     `app` is an ASGI app or an import string ("package.module:app"). `name` defaults to the app's
     name; a running server with the same name is stopped first. Log records are kept on the handle
-    (`server.errors`), not printed, unless `echo_logs=True`. Extra keyword arguments go to
-    `uvicorn.Config` (for example `ws_max_size=...`). Arguments that cannot work raise
-    `helpers.usage.UsageError` before anything starts.
+    (`server.errors`), not printed, unless `echo_logs=True`. Extra keyword arguments go to the server's
+    config (`uvicorn.Config`, for example `ws_max_size=...`; hypercorn's `Config` attributes, for example
+    `websocket_max_message_size=...`). Arguments that cannot work raise `helpers.usage.UsageError` or
+    `ServerUsageError` before anything starts; daphne is refused here (its reactor is one per process):
+    use `serve_process(..., server="daphne")`.
+
+    What the helpers set; everything else is the library's default:
+
+    - every server: the socket (bound here, loopback, port=0 a free port), no signal handlers, the log level.
+    - uvicorn, uvicorn-websockets, uvicorn-wsproto (`make_config`): ws= from the name, incoming messages up to
+      MAX_MESSAGE_BYTES (uvicorn's default is 16 MiB), GRACEFUL_SHUTDOWN_SECONDS of graceful shutdown (uvicorn's
+      default: unbounded), ws_max_queue=32 (its default), lifespan="auto"; no log handlers (records go to the
+      ServerLog).
+    - hypercorn (`asgi_servers.hypercorn_config`): only `loglevel`; its error log goes to the ServerLog (a
+      logger of its own), so `errors` works. Its defaults stay: 16 MiB messages, graceful_timeout 3 s, no
+      pings, backlog 100, no access log. The app's lifespan runs before the socket is served.
     """
     _check_serve_arguments(app, name, host, port, log_level, ready_timeout)
+    server = _check_server(server, in_thread=True)
     name = name or _default_name(app)
     _replace(name)
     sock = listen_socket(name, host, port)
     actual_port = sock.getsockname()[1]
+    settled = threading.Event()
     try:
-        config = make_config(app, log_level, uvicorn_options)
+        driver = _make_driver(server, app, name, log_level, server_options, settled.set)
     except BaseException:
         sock.close()
         raise
     log = server_logs.ServerLog(echo=echo_logs)
     router = server_logs.install()
-    settled = threading.Event()
-    server = _ReadyServer(config, on_settled=settled.set)
     loop = asyncio.new_event_loop()
     loops.label_loop(loop, f"server {name!r} loop")
     failure: list[BaseException] = []
@@ -473,7 +497,7 @@ def serve(
     def main() -> None:
         asyncio.set_event_loop(loop)
         try:
-            handle._task = loop.create_task(server.serve(sockets=[sock]))
+            handle._task = loop.create_task(driver.serve(sock))
             loop.run_until_complete(handle._task)
         except BaseException as exc:  # SystemExit is how uvicorn reports a failed startup
             failure.append(exc)
@@ -483,24 +507,31 @@ def serve(
             _close_loop(loop)
             router.unregister(route)
 
-    thread = threading.Thread(target=main, name=f"uvicorn-{name}", daemon=True)
+    thread = threading.Thread(target=main, name=f"{server.split('-')[0]}-{name}", daemon=True)
     # thread.ident is read when a record arrives; the thread logs nothing before it starts.
     route = router.register(lambda record: record.thread == thread.ident, log)
-    handle = ThreadServer(name, host, actual_port, server, loop, thread, log)
+    handle = ThreadServer(name, host, actual_port, driver, loop, thread, log, server)
     thread.start()
+    _wait_until_ready(handle, settled, failure, ready_timeout)
+    _register(handle)
+    return handle
+
+
+def _wait_until_ready(
+    handle: ThreadServer, settled: threading.Event, failure: list[BaseException], ready_timeout: float
+) -> None:
+    """Return once the server accepts connections; ServerStartError (and nothing left running) if it does not."""
     if not settled.wait(ready_timeout):
         handle.stop(timeout=1.0)
         raise ServerStartError(
-            f"server {name!r} did not become ready within {ready_timeout} s; "
+            f"server {handle.name!r} did not become ready within {ready_timeout} s; "
             "is the app's lifespan startup waiting on something?"
         )
-    if not server.started:
-        thread.join(STOP_TIMEOUT)
+    if not handle._driver.started:
+        handle.thread.join(STOP_TIMEOUT)
         handle._stopped = True
-        cause = _failure_text(log, failure[0] if failure else None)
-        raise ServerStartError(f"server {name!r} failed to start: {cause}")
-    _register(handle)
-    return handle
+        cause = _failure_text(handle.log, failure[0] if failure else None, handle.server)
+        raise ServerStartError(f"server {handle.name!r} failed to start: {cause}")
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -532,7 +563,7 @@ class LoopServer(_Server):
         name: str,
         host: str,
         port: int,
-        server: _ReadyServer,
+        server: asgi_servers.ReadyUvicorn,
         task: asyncio.Task[None],
         log: server_logs.ServerLog,
     ) -> None:
@@ -606,7 +637,7 @@ async def serve_on_loop(
     except BaseException:
         sock.close()
         raise
-    server = _ReadyServer(config, on_settled=settled.set)
+    server = asgi_servers.ReadyUvicorn(config, on_settled=settled.set)
     route = router.register(server_logs.loop_matcher(loop), log)
 
     failure: list[BaseException] = []
@@ -644,12 +675,21 @@ async def serve_on_loop(
 
 
 class ProcessServer(_Server):
-    """uvicorn serving an import string in a child process (see helpers.process_entry)."""
+    """An ASGI server (any of SERVERS) serving an import string in a child process (see helpers.process_entry)."""
 
     kind = "process"
 
-    def __init__(self, name: str, host: str, port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        process: subprocess.Popen[bytes],
+        log_path: Path,
+        server: str = SERVERS[0],
+    ) -> None:
         super().__init__(name, host, port)
+        self.server = server
         self.process = process
         self.log_path = log_path
         self._final_output: str | None = None
@@ -678,8 +718,10 @@ class ProcessServer(_Server):
         found = []
         for line in self.output.splitlines():
             text = line.strip()
-            if text.startswith("ERROR:"):
+            if text.startswith("ERROR:"):  # uvicorn's format, and the one process_entry gives daphne's logging
                 found.append(text.removeprefix("ERROR:").strip())
+            elif "] [ERROR] " in text:  # hypercorn's: "[date] [pid] [ERROR] message"
+                found.append(text.split("] [ERROR] ", 1)[1].strip())
             elif text and not line.startswith((" ", "\t")) and ("Error: " in text or "Exception: " in text):
                 found.append(text)
         return found
@@ -735,6 +777,7 @@ def serve_process(
     name: str | None = None,
     host: str = DEFAULT_HOST,
     port: int = 0,
+    server: str = SERVERS[0],
     log_level: str = "warning",
     env: dict[str, str] | None = None,
     app_dir: str | os.PathLike[str] | None = None,
@@ -744,7 +787,9 @@ def serve_process(
 
     The child binds the port itself (port=0 gets a free one) and reports it back. It exits when this
     process closes its stdin, which also happens if this process dies, so no orphan is left behind.
-    `env` adds environment variables; `app_dir` is put first on the child's import path.
+    `env` adds environment variables; `app_dir` is put first on the child's import path. `server` is one of
+    SERVERS, daphne included (`python -m helpers.process_entry --help` says what each is given); the child logs to
+    its stderr, kept in `output` and summed up in `errors`.
     """
     if not isinstance(import_string, str):
         raise UsageTypeError(
@@ -752,6 +797,7 @@ def serve_process(
             "a process cannot be handed an app object, only told where to import it from."
         )
     _check_serve_arguments(import_string, name, host, port, log_level, ready_timeout)
+    server = _check_server(server, in_thread=False)
     if ":" not in import_string:
         raise ServerUsageError(
             f"serve_process() needs an import string like 'package.module:app', got {import_string!r}; "
@@ -762,23 +808,13 @@ def serve_process(
     child_env = _child_environment(env, app_dir)
     fd, log_name = tempfile.mkstemp(prefix="wslab-server-", suffix=".log")
     log_path = Path(log_name)
-    command = [
-        sys.executable,
-        "-m",
-        "helpers.process_entry",
-        import_string,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--log-level",
-        log_level,
-    ]
+    command = [sys.executable, "-m", "helpers.process_entry", import_string]
+    command += ["--host", host, "--port", str(port), "--log-level", log_level, "--server", server]
     with os.fdopen(fd, "wb") as log_file:
         process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, env=child_env
         )
-    handle = ProcessServer(name, host, port, process, log_path)
+    handle = ProcessServer(name, host, port, process, log_path, server)
     line = _first_line(process, name, ready_timeout)
     if not line.startswith(b"READY "):
         if line == b"":  # stdout closed: the child is exiting; let it finish so its code is known

@@ -1,0 +1,240 @@
+"""One small driver per ASGI server, so `helpers.servers` runs uvicorn and hypercorn the same way.
+
+A driver serves an app on the running event loop from a socket that is already listening, says when it
+accepts connections (`on_settled`, also called if startup fails), and stops when asked from any thread.
+`helpers.servers.ThreadServer` runs one on its own loop in a daemon thread; `helpers.process_entry` runs one
+in a child process. Daphne has no driver here: its Twisted reactor is one per process and cannot be restarted,
+so it only ever runs in a child (process_entry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import socket
+import warnings
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import hypercorn.asyncio
+import uvicorn
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
+from uvicorn.config import UvicornDeprecationWarning
+
+from helpers.usage import UsageError
+
+__all__ = [
+    "UVICORN_WS",
+    "Driver",
+    "HypercornDriver",
+    "ReadyUvicorn",
+    "UvicornDriver",
+    "captured_error_log",
+    "hypercorn_config",
+    "prepare_uvicorn_ws",
+]
+
+# The uvicorn-based server names and the `ws` protocol each gives uvicorn ("auto" is websockets-sansio in 0.54).
+UVICORN_WS = {"uvicorn": "auto", "uvicorn-websockets": "websockets", "uvicorn-wsproto": "wsproto"}
+
+
+class Driver(Protocol):
+    """What ThreadServer needs from a server: serve a listening socket, report startup, stop on request."""
+
+    @property
+    def started(self) -> bool: ...
+
+    async def serve(self, sock: socket.socket) -> None: ...
+
+    def request_exit(self, loop: asyncio.AbstractEventLoop) -> None: ...
+
+    def force_exit(self) -> None: ...
+
+
+def prepare_uvicorn_ws(ws: str) -> None:
+    """Import uvicorn's protocol module for `ws` now, for ws="websockets" with its two deprecation warnings muted.
+
+    uvicorn imports it lazily (Config.load()); once imported here it is not imported, nor warned about, again.
+    Each connection then warns once more, from the server's thread; that one warning is muted process-wide.
+    """
+    if ws != "websockets":
+        return
+    # uvicorn's legacy protocol hands websockets.legacy a handler taking (websocket, path), which websockets
+    # deprecates on every connection. Muted by message and module only, so any other DeprecationWarning still
+    # shows; added again on every serve because pytest restores the warning filters after each test.
+    warnings.filterwarnings(
+        "ignore",
+        message="remove second argument of ws_handler",
+        category=DeprecationWarning,
+        module=r"websockets\.legacy\.server",
+    )
+    with warnings.catch_warnings():
+        # ws="websockets" is the legacy websockets implementation, chosen on purpose (lesson 13 compares uvicorn's
+        # protocols). Importing it warns that websockets.legacy and uvicorn's wrapper of it are deprecated; the
+        # tests run with warnings as errors, so exactly those two warnings are muted, and only for this import.
+        warnings.filterwarnings("ignore", message="websockets.legacy is deprecated", category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message="The `websockets` implementation is deprecated", category=UvicornDeprecationWarning
+        )
+        importlib.import_module("uvicorn.protocols.websockets.websockets_impl")
+
+
+# --------------------------------------------------------------------------------------------------
+# uvicorn
+
+
+class ReadyUvicorn(uvicorn.Server):
+    """uvicorn.Server that reports startup and never installs signal handlers."""
+
+    def __init__(self, config: uvicorn.Config, on_settled: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_settled = on_settled
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self._on_settled()
+
+    async def main_loop(self) -> None:
+        # uvicorn's own loop polls should_exit every 0.1 s; waking on request_exit() halves stop() time.
+        self._wake = asyncio.Event()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+            should_exit = await self.on_tick(counter)
+
+    def request_exit(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Ask the server to shut down; safe from any thread."""
+        self.should_exit = True
+        wake = getattr(self, "_wake", None)
+        if wake is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
+                loop.call_soon_threadsafe(wake.set)
+
+    def capture_signals(self) -> contextlib.nullcontext[None]:  # type: ignore[override]
+        # The kernel owns SIGINT (its interrupt button); a server inside it must not take it over.
+        return contextlib.nullcontext()
+
+
+class UvicornDriver:
+    """uvicorn (any of its WebSocket protocols) with the Config the caller made (helpers.servers.make_config)."""
+
+    def __init__(self, config: uvicorn.Config, on_settled: Callable[[], None]) -> None:
+        self.server = ReadyUvicorn(config, on_settled)
+
+    @property
+    def started(self) -> bool:
+        return self.server.started
+
+    async def serve(self, sock: socket.socket) -> None:
+        await self.server.serve(sockets=[sock])
+
+    def request_exit(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.server.request_exit(loop)
+
+    def force_exit(self) -> None:
+        # Connections that never finish: cut them, as a second Ctrl+C would.
+        self.server.force_exit = True
+
+
+# --------------------------------------------------------------------------------------------------
+# hypercorn
+
+
+class _PreboundConfig(HypercornConfig):
+    """A hypercorn Config that serves a socket we already bound instead of binding `config.bind` itself.
+
+    hypercorn calls create_sockets() after the lifespan startup, right before it starts serving; its own
+    `fd://N` bind would wrap our descriptor in a second socket object and close it behind our back.
+    """
+
+    prebound: socket.socket | None = None
+    on_sockets: Callable[[], None] | None = None
+
+    def create_sockets(self) -> Sockets:
+        if self.prebound is None:
+            raise RuntimeError("HypercornDriver.serve() sets the socket before hypercorn asks for it")
+        if self.on_sockets is not None:
+            self.on_sockets()
+        return Sockets(secure_sockets=[], insecure_sockets=[self.prebound], quic_sockets=[])
+
+
+def hypercorn_config(log_level: str, options: dict[str, Any] | None = None) -> HypercornConfig:
+    """hypercorn's default Config with only the log level set, plus `options` (Config attributes, checked).
+
+    Everything else stays hypercorn's default (websocket_max_message_size 16 MiB, graceful_timeout 3 s,
+    keep_alive_timeout 5 s, no WebSocket pings, backlog 100, error log to stderr, no access log).
+    """
+    config = _PreboundConfig()
+    config.loglevel = log_level.upper()
+    for key, value in (options or {}).items():
+        if key.startswith("_") or key in {"bind", "insecure_bind", "quic_bind"} or not hasattr(HypercornConfig, key):
+            raise UsageError(
+                f"{key!r} is not a hypercorn Config setting the helpers can pass on (the socket is bound for you); "
+                "see https://hypercorn.readthedocs.io/en/latest/how_to_guides/configuring.html"
+            )
+        setattr(config, key, value)
+    return config
+
+
+def captured_error_log(name: str, log_level: str, handler: logging.Handler) -> logging.Logger:
+    """A logger of its own for one hypercorn server's error log, handing records to `handler` (the ServerLog router).
+
+    Made directly, not with logging.getLogger(): it is not shared with a learner's own hypercorn (which resets
+    the handlers of "hypercorn.error"), and it goes away with its server.
+    """
+    logger = logging.Logger(f"hypercorn.error[{name}]", level=log_level.upper())
+    logger.addHandler(handler)
+    return logger
+
+
+class HypercornDriver:
+    """hypercorn.asyncio.serve() with a shutdown trigger we set, serving the prebound socket."""
+
+    def __init__(self, app: Any, config: HypercornConfig, on_settled: Callable[[], None]) -> None:
+        if not isinstance(config, _PreboundConfig):
+            raise TypeError("HypercornDriver needs a Config from hypercorn_config()")
+        self.app = app
+        self.config = config
+        self._on_settled = on_settled
+        self._shutdown = asyncio.Event()
+        self._started = False
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def _sockets_taken(self) -> None:
+        # create_sockets() runs just before asyncio's start_server(), which starts accepting before it first
+        # yields: a callback scheduled now runs once the socket is served.
+        asyncio.get_running_loop().call_soon(self._serving)
+
+    def _serving(self) -> None:
+        self._started = True
+        self._on_settled()
+
+    async def serve(self, sock: socket.socket) -> None:
+        self.config.prebound = sock
+        self.config.on_sockets = self._sockets_taken
+        try:
+            await hypercorn.asyncio.serve(self.app, self.config, shutdown_trigger=self._shutdown.wait)
+        finally:
+            self._on_settled()
+
+    def request_exit(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Set the shutdown trigger; safe from any thread."""
+        if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
+                loop.call_soon_threadsafe(self._shutdown.set)
+
+    def force_exit(self) -> None:
+        # hypercorn has no "cut the connections now": its graceful_timeout (3 s) bounds the wait, and
+        # ThreadServer.stop() cancels the serving task if even that is not enough.
+        pass
