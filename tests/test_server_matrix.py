@@ -1,0 +1,108 @@
+"""Tests for helpers.server_matrix: the probes against real servers, the reference server, and the table."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from helpers.server_matrix import lineup, probes
+from helpers.server_matrix.reference import ReferenceServer
+from helpers.server_matrix.table import DIFFERS, SAME, Matrix
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[dict[str, Any]]:
+    """uvicorn (websockets-sansio) and hypercorn serving the raw app, each in its own process."""
+    handles = lineup.start_all(columns=("uvicorn", "hypercorn"))
+    yield handles
+    for handle in handles.values():
+        handle.stop()
+
+
+def run(probe: Any, handles: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(probes.on_all(probe, handles))
+
+
+def test_close_before_accept_is_http_403_on_both(pair: dict[str, Any]) -> None:
+    """A close before accept reaches the client as HTTP 403 under uvicorn and hypercorn."""
+    assert run(probes.close_before_accept, pair) == {"uvicorn": "HTTP 403", "hypercorn": "HTTP 403"}
+
+
+def test_raise_after_accept_drops_under_uvicorn_and_closes_1011_under_hypercorn(pair: dict[str, Any]) -> None:
+    """An exception after accept: uvicorn drops the connection, hypercorn sends 1011."""
+    assert run(probes.raise_after_accept, pair) == {"uvicorn": "dropped (1006)", "hypercorn": "closed 1011"}
+
+
+def test_close_code_and_reason_and_subprotocol_pass_through(pair: dict[str, Any]) -> None:
+    """A 4003 close keeps its reason, and the app's choice of the second subprotocol is what the client gets."""
+    assert set(run(probes.close_with_code, pair).values()) == {"closed 4003 'room is full'"}
+    assert set(run(probes.subprotocol, pair).values()) == {"chat.v2"}
+
+
+def test_forwarded_for_is_trusted_by_uvicorn_only(pair: dict[str, Any]) -> None:
+    """uvicorn puts the X-Forwarded-For address of a loopback client in scope['client']; hypercorn does not."""
+    assert run(probes.forwarded_client, pair) == {"uvicorn": "203.0.113.7", "hypercorn": "127.0.0.1"}
+
+
+def test_vanished_client_codes_are_reported_back_by_the_app(pair: dict[str, Any]) -> None:
+    """The app records its disconnect code and /report returns it: 1005 under uvicorn, 1006 under hypercorn."""
+    assert run(probes.vanish, pair) == {"uvicorn": "1005", "hypercorn": "1006"}
+
+
+def test_flood_into_an_app_that_never_reads_keeps_memory_bounded(pair: dict[str, Any]) -> None:
+    """Neither server's RSS grows by 8 MiB while a client floods an app that never reads."""
+    results = run(lambda handle: probes.flood(handle, seconds=0.5), pair)
+    assert {name: probes.bucket_bytes(result.growth) for name, result in results.items()} == {
+        "uvicorn": "< 8 MiB",
+        "hypercorn": "< 8 MiB",
+    }
+
+
+def test_reference_server_closes_1011_on_an_exception_and_1001_at_shutdown() -> None:
+    """The websockets reference server sends 1011 for a handler exception and 1001 when it shuts down."""
+    with ReferenceServer() as reference:
+        handles = {"websockets": reference}
+        assert run(probes.raise_after_accept, handles) == {"websockets": "closed 1011"}
+        assert run(probes.close_before_accept, handles) == {"websockets": "HTTP 403 'not allowed'"}
+        shutdown = run(lambda handle: probes.shutdown(handle, handle.signal_stop), handles)
+    assert shutdown == {"websockets": "closed 1001; exit < 1 s"}
+
+
+def test_library_defaults_are_read_from_the_libraries() -> None:
+    """Limits and keepalive defaults come from the libraries: 16 MiB uvicorn, 1 MiB daphne, no hypercorn pings."""
+    limits = lineup.message_limits()
+    assert limits["uvicorn"] == limits["hypercorn"] == 16 * 1024 * 1024
+    assert limits["daphne"] == limits["websockets"] == 1024 * 1024
+    pings = lineup.keepalive_defaults()
+    assert pings["hypercorn"] == "no pings"
+    assert pings["daphne"] == "every 20 s, timeout 30 s"
+
+
+def test_buckets_have_stable_edges() -> None:
+    """Durations and sizes fall in fixed buckets, so printed results do not change from run to run."""
+    assert [probes.bucket_seconds(s) for s in (0.2, 1.0, 5.05, 8)] == ["< 1 s", "1-3 s", "3-7 s", "over 7 s"]
+    assert [probes.bucket_bytes(n * 1024 * 1024) for n in (1, 8, 600)] == ["< 8 MiB", "8-64 MiB", "over 64 MiB"]
+
+
+def test_matrix_renders_one_row_per_behaviour_with_a_verdict() -> None:
+    """The table has a column per server, marks the reference, and says whether the ASGI servers agreed."""
+    matrix = Matrix(columns=("a", "b", "ref"), reference="ref")
+    matrix.add("close code", {"a": "1011", "b": "1011", "ref": "1011"})
+    matrix.add("limit", {"a": "1 MiB", "b": "16 MiB", "ref": "a|b"})
+    matrix.add("limit", {"a": "1 MiB", "b": "16 MiB", "ref": "a|b"})  # re-running a cell replaces the row
+    assert matrix.verdicts() == {"close code": SAME, "limit": DIFFERS}
+    lines = matrix.markdown().splitlines()
+    assert lines[0] == "| Behaviour | a | b | ref (reference) | ASGI servers |"
+    assert lines[3] == f"| limit | 1 MiB | 16 MiB | a\\|b | {DIFFERS} |"
+    assert len(lines) == 4
+
+
+def test_matrix_refuses_a_row_with_a_missing_server() -> None:
+    """A row must have a cell for every column: a server left out is a mistake, not a blank."""
+    with pytest.raises(ValueError, match="has cells for"):
+        Matrix(columns=("a", "b"), reference="b").add("x", {"a": "1"})
