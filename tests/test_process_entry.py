@@ -129,6 +129,7 @@ def test_access_lines_go_to_stderr_not_to_the_ready_pipe(no_leaks: Snapshot) -> 
         (("x:app", "--port", "99999"), b"--port must be 0 (any free port) or a port number up to 65535, not 99999"),
         (("x:app", "--port", "eighty"), b"argument --port: invalid int value: 'eighty'"),
         (("x:app", "--log-level", "loud"), b"argument --log-level: invalid choice: 'loud'"),
+        (("x:app", "--server", "gunicorn"), b"argument --server: invalid choice: 'gunicorn'"),
     ],
 )
 def test_bad_arguments_exit_with_2_and_say_what_is_wrong(
@@ -156,5 +157,30 @@ def test_a_port_in_use_exits_with_1_and_names_the_address(no_leaks: Snapshot) ->
 def test_an_app_that_cannot_be_imported_exits_with_3_and_uvicorn_says_why(no_leaks: Snapshot) -> None:
     """An import string that does not import ends the child with code 3 (never started) and uvicorn's reason."""
     code, stdout, stderr = finish(start_child("no_such_module:app", "--port", "0"))
+    assert (code, stdout) == (3, b"")
+    assert b'Could not import module "no_such_module"' in stderr
+
+
+@pytest.mark.parametrize("server", ["hypercorn", "daphne"])
+def test_other_servers_stop_on_sigterm_with_0_and_no_traceback(no_leaks: Snapshot, server: str) -> None:
+    """hypercorn (our handler sets its shutdown trigger) and daphne (Twisted's handler) shut down on SIGTERM with 0."""
+    child = start_child("helpers.demo_apps:echo", "--port", "0", "--server", server)
+    try:
+        port = ready_port(child)
+        assert attempt_sync(f"ws://127.0.0.1:{port}/", send=["hi"], receive=1).messages == ["hi"]
+        child.send_signal(signal.SIGTERM)
+        code, rest_of_stdout, stderr = finish(child)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert (code, rest_of_stdout) == (0, b""), stderr
+    assert b"Traceback" not in stderr
+
+
+@pytest.mark.parametrize("server", ["uvicorn-wsproto", "hypercorn", "daphne"])
+def test_an_app_that_cannot_be_imported_exits_with_3_under_every_server(no_leaks: Snapshot, server: str) -> None:
+    """Every --server says why the import string does not import, in uvicorn's words, and exits with 3."""
+    code, stdout, stderr = finish(start_child("no_such_module:app", "--port", "0", "--server", server))
     assert (code, stdout) == (3, b"")
     assert b'Could not import module "no_such_module"' in stderr
