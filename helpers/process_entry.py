@@ -12,7 +12,8 @@ What each server is given besides the socket and the log level (the rest is the 
 uvicorn, uvicorn-websockets, uvicorn-wsproto get `servers.make_config` (as thread servers do) and uvicorn's own
 logging on stderr; hypercorn gets its default Config (error log on stderr in hypercorn's format); daphne gets
 `daphne.server.Server`'s defaults (1 MiB messages, pings every 20 s, 10 s application close timeout, no lifespan),
-an access log on stderr at --log-level info or debug, and logging on stderr as "LEVEL: message".
+an access log on stderr at --log-level info or debug, and logging on stderr as "LEVEL: message". On shutdown
+daphne stops its reactor without closing open WebSockets: their clients see the TCP connection drop (1006).
 """
 
 from __future__ import annotations

@@ -474,7 +474,9 @@ def serve(
       ServerLog).
     - hypercorn (`asgi_servers.hypercorn_config`): only `loglevel`; its error log goes to the ServerLog (a
       logger of its own), so `errors` works. Its defaults stay: 16 MiB messages, graceful_timeout 3 s, no
-      pings, backlog 100, no access log. The app's lifespan runs before the socket is served.
+      pings, backlog 100, no access log. The app's lifespan runs before the socket is served. hypercorn does
+      not close open WebSockets when asked to shut down: with a client still connected, stop() waits out the
+      3 s graceful_timeout, and the client then gets 1011 (uvicorn: 1012 at once).
     """
     _check_serve_arguments(app, name, host, port, log_level, ready_timeout)
     server = _check_server(server, in_thread=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,43 @@ def test_a_child_handler_crash_shows_in_errors_under_every_server(
         while "RuntimeError: handler crashed in the child" not in handle.errors and time.monotonic() < deadline:
             time.sleep(0.05)
     assert "RuntimeError: handler crashed in the child" in handle.errors, handle.output
+
+
+async def stop_while_connected(url: str, stop: Callable[[], None]) -> tuple[float, int | str]:
+    """How long `stop` takes with a client connected, and the close code that client then sees."""
+    async with connect(url) as ws:
+        await ws.send("x")
+        await ws.recv()
+        started = time.monotonic()
+        await asyncio.get_running_loop().run_in_executor(None, stop)
+        took = time.monotonic() - started
+        try:
+            await asyncio.wait_for(ws.recv(), 1.0)
+        except ConnectionClosed as exc:
+            return took, exc.rcvd.code if exc.rcvd else 1006
+    return took, "still open"
+
+
+@pytest.mark.parametrize(
+    ("server", "in_process", "most_seconds", "code"),
+    [
+        ("uvicorn", False, 1.0, 1012),
+        ("uvicorn-websockets", False, 1.0, 1012),
+        ("uvicorn-wsproto", False, 1.0, 1012),
+        ("hypercorn", False, 4.0, 1011),  # waits out its graceful_timeout (3 s), then closes what is left
+        ("hypercorn", True, 4.5, 1011),
+        ("daphne", True, 2.0, 1006),  # stops the reactor: the connection just drops
+    ],
+)
+def test_stop_with_a_client_connected_is_bounded_and_closes_it_the_servers_way(
+    no_leaks: Snapshot, server: str, in_process: bool, most_seconds: float, code: int
+) -> None:
+    """stop() with a client still connected returns in bounded time; each server closes that client its own way."""
+    if in_process:
+        handle: servers.ThreadServer | servers.ProcessServer = serve_process(
+            "helpers.demo_apps:echo", server=server, name="held"
+        )
+    else:
+        handle = serve(echo, server=server, name="held")
+    took, seen = asyncio.run(stop_while_connected(handle.ws_url("/"), handle.stop))
+    assert took < most_seconds and seen == code
