@@ -216,8 +216,16 @@ def make_config(
 def _failure_text(log: server_logs.ServerLog, exc: BaseException | None, server: str = "uvicorn") -> str:
     reasons = [line for line in log.errors if line]
     if exc is not None and not isinstance(exc, SystemExit):
-        reasons.append(f"{type(exc).__name__}: {exc}")
+        reasons.append(_exception_line(exc))
     return "; ".join(dict.fromkeys(reasons)) or f"{server} exited during startup without saying why"
+
+
+def _exception_line(exc: BaseException) -> str:
+    """'Type: message', or for a message that is a whole traceback text (hypercorn's LifespanFailureError carries
+    one) its last line, which names the exception that caused it."""
+    lines = [line.strip().strip("'\"").strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line]
+    return lines[-1] if len(lines) > 1 else f"{type(exc).__name__}: {exc}"
 
 
 class _Server:
@@ -432,7 +440,10 @@ def _make_driver(
     if server == "hypercorn":
         hypercorn_config = asgi_servers.hypercorn_config(log_level, options)
         hypercorn_config.errorlog = asgi_servers.captured_error_log(name, log_level, server_logs.install())
-        loaded = uvicorn.importer.import_from_string(app) if isinstance(app, str) else app
+        try:
+            loaded = uvicorn.importer.import_from_string(app) if isinstance(app, str) else app
+        except uvicorn.importer.ImportFromStringError as exc:  # said as uvicorn says it, for the same mistake
+            raise ServerStartError(f"server {name!r} failed to start: Error loading ASGI app. {exc}") from exc
         return asgi_servers.HypercornDriver(loaded, hypercorn_config, on_settled)
     if "ws" in options:
         raise ServerUsageError(

@@ -100,18 +100,20 @@ def test_port_in_use_is_a_clear_error(no_leaks: Snapshot) -> None:
             serve(echo, name="blocked", port=port)
 
 
-def test_import_error_is_a_clear_error(no_leaks: Snapshot) -> None:
-    """An import string that cannot be imported fails fast with the module named."""
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+def test_import_error_is_a_clear_error(no_leaks: Snapshot, server: str) -> None:
+    """An import string that cannot be imported fails fast with the module named, whichever server is chosen."""
     started = time.monotonic()
     with pytest.raises(
         ServerStartError, match=r'failed to start: Error loading ASGI app. Could not import module "no_such_mod"'
     ):
-        serve("no_such_mod:app", name="bad-import")
+        serve("no_such_mod:app", name="bad-import", server=server)
     assert time.monotonic() - started < 5
 
 
-def test_lifespan_failure_is_a_clear_error(no_leaks: Snapshot) -> None:
-    """An exception in the app's lifespan startup is reported with its type and message."""
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+def test_lifespan_failure_is_a_clear_error(no_leaks: Snapshot, server: str) -> None:
+    """An exception in the app's lifespan startup is reported with its type and message, whichever server runs it."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
@@ -119,11 +121,12 @@ def test_lifespan_failure_is_a_clear_error(no_leaks: Snapshot) -> None:
         yield
 
     with pytest.raises(ServerStartError, match=r"failed to start: RuntimeError: database unreachable"):
-        serve(Starlette(lifespan=lifespan), name="bad-lifespan")
+        serve(Starlette(lifespan=lifespan), name="bad-lifespan", server=server)
 
 
-def test_startup_that_never_finishes_times_out(no_leaks: Snapshot) -> None:
-    """A lifespan startup that hangs raises within ready_timeout instead of blocking forever."""
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+def test_startup_that_never_finishes_times_out(no_leaks: Snapshot, server: str) -> None:
+    """A lifespan startup that hangs raises within ready_timeout instead of blocking forever, under either server."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
@@ -132,7 +135,7 @@ def test_startup_that_never_finishes_times_out(no_leaks: Snapshot) -> None:
 
     started = time.monotonic()
     with pytest.raises(ServerStartError, match=r"did not become ready within 0.5 s"):
-        serve(Starlette(lifespan=lifespan), name="hangs", ready_timeout=0.5)
+        serve(Starlette(lifespan=lifespan), name="hangs", ready_timeout=0.5, server=server)
     assert time.monotonic() - started < 3
 
 
