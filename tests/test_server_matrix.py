@@ -10,7 +10,7 @@ import pytest
 
 from helpers.server_matrix import lineup, probes
 from helpers.server_matrix.reference import ReferenceServer
-from helpers.server_matrix.table import DIFFERS, SAME, Matrix
+from helpers.server_matrix.table import DIFFERS, NOT_COVERED, SAME, SPEC, Matrix
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -89,20 +89,27 @@ def test_buckets_have_stable_edges() -> None:
     assert [probes.bucket_bytes(n * 1024 * 1024) for n in (1, 8, 600)] == ["< 8 MiB", "8-64 MiB", "over 64 MiB"]
 
 
-def test_matrix_renders_one_row_per_behaviour_with_a_verdict() -> None:
-    """The table has a column per server, marks the reference, and says whether the ASGI servers agreed."""
+def test_matrix_renders_one_row_per_behaviour_with_a_verdict_and_the_spec() -> None:
+    """A column per server, the reference marked, whether the ASGI servers agreed, and what the spec says."""
     matrix = Matrix(columns=("a", "b", "ref"), reference="ref")
-    matrix.add("close code", {"a": "1011", "b": "1011", "ref": "1011"})
-    matrix.add("limit", {"a": "1 MiB", "b": "16 MiB", "ref": "a|b"})
-    matrix.add("limit", {"a": "1 MiB", "b": "16 MiB", "ref": "a|b"})  # re-running a cell replaces the row
-    assert matrix.verdicts() == {"close code": SAME, "limit": DIFFERS}
+    matrix.add("raises after accept", {"a": "1011", "b": "1011", "ref": "1011"})
+    matrix.add("message over the default limit", {"a": "1 MiB", "b": "16 MiB", "ref": "a|b"})
+    matrix.add("message over the default limit", {"a": "1 MiB", "b": "16 MiB", "ref": "a|b"})  # replaces the row
+    assert matrix.verdicts() == {"raises after accept": SAME, "message over the default limit": DIFFERS}
     lines = matrix.markdown().splitlines()
-    assert lines[0] == "| Behaviour | a | b | ref (reference) | ASGI servers |"
-    assert lines[3] == f"| limit | 1 MiB | 16 MiB | a\\|b | {DIFFERS} |"
+    assert lines[0] == "| Behaviour | a | b | ref (reference) | ASGI servers | ASGI spec 2.5 |"
+    assert lines[2] == f"| raises after accept | 1011 | 1011 | 1011 | {SAME} | {SPEC['raises after accept']} |"
+    assert lines[3] == f"| message over the default limit | 1 MiB | 16 MiB | a\\|b | {DIFFERS} | {NOT_COVERED} |"
     assert len(lines) == 4
+
+
+def test_matrix_refuses_a_row_the_spec_table_does_not_know() -> None:
+    """Every row needs an entry in SPEC, so no row can leave open what the ASGI spec decides."""
+    with pytest.raises(ValueError, match="no entry in SPEC"):
+        Matrix(columns=("a",), reference="a").add("something new", {"a": "1"})
 
 
 def test_matrix_refuses_a_row_with_a_missing_server() -> None:
     """A row must have a cell for every column: a server left out is a mistake, not a blank."""
     with pytest.raises(ValueError, match="has cells for"):
-        Matrix(columns=("a", "b"), reference="b").add("x", {"a": "1"})
+        Matrix(columns=("a", "b"), reference="b").add("never accepts", {"a": "1"})

@@ -15,6 +15,7 @@ Paths of `app`:
 - `/size`: accepts, then answers each message with its length in bytes ("1048576 bytes");
 - `/subprotocol`: accepts with the second subprotocol the client offered;
 - `/client`: accepts, sends the host of `scope["client"]`;
+- `/spec`: accepts, sends `scope["asgi"]["spec_version"]` ("none" when the server leaves it out);
 - `/vanish?key=K`: accepts, reads until `websocket.disconnect` and records its code under K;
 - `/report?key=K`: accepts, sends the code recorded under K (waiting up to REPORT_WAIT s), or "none";
 - `/sink`: accepts and never reads, for SINK_SECONDS, then closes 1000 (bounded, so shutdown never waits on it);
@@ -104,6 +105,12 @@ async def client(scope: Scope, receive: Receive, send: Send) -> None:
     await receive()
 
 
+async def spec(scope: Scope, receive: Receive, send: Send) -> None:
+    await _accept(receive, send)
+    await send({"type": "websocket.send", "text": str(scope.get("asgi", {}).get("spec_version", "none"))})
+    await receive()
+
+
 async def vanish(scope: Scope, receive: Receive, send: Send) -> None:
     await _accept(receive, send)
     while (event := await receive())["type"] != "websocket.disconnect":
@@ -143,6 +150,7 @@ ROUTES: dict[str, Behaviour] = {
     "/size": sizes,
     "/subprotocol": subprotocol,
     "/client": client,
+    "/spec": spec,
     "/vanish": vanish,
     "/report": report,
     "/sink": sink,
@@ -165,7 +173,8 @@ async def portable_app(scope: Scope, receive: Receive, send: Send) -> None:
     """The same refusal and the same failure as `app`'s /reject and /raise, written to look alike everywhere.
 
     A refusal accepts first and then closes with an application code: a close frame exists only after the
-    handshake, so this is the one way every server delivers the code and the reason. A failure is caught by
+    handshake, so this is the one way every server delivers the code (daphne 4.2.3 drops the reason). A failure
+    is caught by
     the app, which closes with 1011 itself instead of leaving the choice (1011, or a dropped connection) to
     the server.
     """

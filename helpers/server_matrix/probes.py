@@ -47,6 +47,7 @@ __all__ = [
     "rss_bytes",
     "shutdown",
     "size_limit",
+    "spec_version",
     "subprotocol",
     "vanish",
 ]
@@ -166,6 +167,12 @@ async def deflate(handle: Handle) -> str:
 async def forwarded_client(handle: Handle) -> str:
     """The host in `scope['client']` when a loopback client claims X-Forwarded-For: 203.0.113.7."""
     outcome = await attempt(handle.ws_url("/client"), receive=1, headers={"X-Forwarded-For": "203.0.113.7"})
+    return str(outcome.messages[0]) if outcome.messages else handshake_text(outcome)
+
+
+async def spec_version(handle: Handle) -> str:
+    """The ASGI spec version the server puts in `scope["asgi"]["spec_version"]` ("none" if it leaves it out)."""
+    outcome = await attempt(handle.ws_url("/spec"), receive=1)
     return str(outcome.messages[0]) if outcome.messages else handshake_text(outcome)
 
 

@@ -96,6 +96,9 @@ async def handler(ws: ServerConnection) -> None:
     elif path == "/client":
         await ws.send(str(ws.remote_address[0]))
         await ws.wait_closed()
+    elif path == "/spec":
+        await ws.send("not ASGI")
+        await ws.wait_closed()
     elif path == "/vanish":
         await _vanish(ws, key)
     elif path == "/report":

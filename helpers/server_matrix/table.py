@@ -3,6 +3,10 @@
 A row also says whether the ASGI servers agreed ("same on every ASGI server") or not ("differs"), computed
 from the cells themselves, so the verdict cannot drift from the observations. The reference column (the
 `websockets` library's own server) is shown but left out of that verdict: it is not an ASGI server.
+
+And a row says what the ASGI specification decides about it (`SPEC`): the HTTP & WebSocket message format,
+version 2.5 (specs/www.rst in the asgiref repository), in a few words, "must"/"should" as the spec writes them,
+or "not covered". Every row must have its entry, so a new row cannot leave the question open.
 """
 
 from __future__ import annotations
@@ -12,13 +16,35 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DIFFERS",
+    "NOT_COVERED",
     "SAME",
+    "SPEC",
     "Matrix",
     "Row",
 ]
 
 SAME = "same on every ASGI server"
 DIFFERS = "differs"
+NOT_COVERED = "not covered"
+
+# What ASGI's HTTP & WebSocket spec 2.5 says per behaviour (the keys are the notebook's row names).
+SPEC: dict[str, str] = {
+    "close before accept": "must: HTTP 403, handshake not completed",
+    "raises after accept": "the socket should be closed (no code named)",
+    "closes with 4003 + reason": "must: close with the code sent; `reason` is in the close event since 2.3",
+    "message over the default limit": NOT_COVERED,
+    "invalid UTF-8 text": NOT_COVERED,
+    "app's disconnect code after a TCP abort": "should: 1005 when no code was received",
+    "subprotocol (app picks the 2nd offered)": "the app names it in `websocket.accept`",
+    "permessage-deflate": NOT_COVERED,
+    "scope['client'] with X-Forwarded-For": "`client` is the remote host's address",
+    "flood, app never reads: RSS growth": NOT_COVERED,
+    "keepalive pings (defaults)": "servers should send pings as necessary",
+    "returns without accepting": "the app must answer connect (accept or close)",
+    "never accepts": "must not complete the handshake until the app answers",
+    "graceful shutdown: client sees; process exits": NOT_COVERED,
+    "scope['asgi']['spec_version']": "optional; missing means 2.0",
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +69,8 @@ class Matrix:
 
     def add(self, behaviour: str, cells: Mapping[str, str]) -> Row:
         """Add a row; `cells` must name exactly the matrix's columns (a missing server is a mistake, not a blank)."""
+        if behaviour not in SPEC:
+            raise ValueError(f"row {behaviour!r} has no entry in SPEC: say what the ASGI spec decides about it")
         if set(cells) != set(self.columns):
             raise ValueError(f"row {behaviour!r} has cells for {sorted(cells)}, the matrix has {sorted(self.columns)}")
         row = Row(behaviour, dict(cells))
@@ -63,10 +91,11 @@ class Matrix:
 
     def markdown(self) -> str:
         names = (f"{name} (reference)" if name == self.reference else name for name in self.columns)
-        headers = ["Behaviour", *names, "ASGI servers"]
+        headers = ["Behaviour", *names, "ASGI servers", "ASGI spec 2.5"]
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         for row in self.rows:
-            cells = [row.behaviour, *(row.cells[name] for name in self.columns), row.verdict(self.asgi_servers)]
+            verdict = row.verdict(self.asgi_servers)
+            cells = [row.behaviour, *(row.cells[name] for name in self.columns), verdict, SPEC[row.behaviour]]
             lines.append("| " + " | ".join(_escape(c) for c in cells) + " |")
         return "\n".join(lines)
 
