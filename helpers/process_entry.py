@@ -9,7 +9,8 @@ it behind. Exit codes: 0 after a clean shutdown, 1 if the address cannot be boun
 the app cannot be imported or the server does not start.
 
 What each server is given besides the socket and the log level (the rest is the library's default):
-uvicorn, uvicorn-websockets, uvicorn-wsproto get `servers.make_config` (as thread servers do) and uvicorn's own
+uvicorn, uvicorn-websockets, uvicorn-wsproto get `servers.make_config` (as thread servers do; with
+`--library-defaults`, uvicorn's own settings: 16 MiB messages, no graceful-shutdown deadline) and uvicorn's own
 logging on stderr; hypercorn gets its default Config (error log on stderr in hypercorn's format); daphne gets
 `daphne.server.Server`'s defaults (1 MiB messages, pings every 20 s, 10 s application close timeout, no lifespan),
 an access log on stderr at --log-level info or debug, and logging on stderr as "LEVEL: message". On shutdown
@@ -90,9 +91,11 @@ def _import_app(import_string: str) -> Any | None:
         return None
 
 
-def _run_uvicorn(import_string: str, sock: socket.socket, log_level: str, ws: str) -> int:
+def _run_uvicorn(import_string: str, sock: socket.socket, log_level: str, ws: str, library_defaults: bool) -> int:
     # The thread servers' settings, with uvicorn's own logging to stderr: the parent reads it (ProcessServer.output).
-    config = make_config(import_string, log_level, {"ws": ws}, log_config=_log_config())
+    config = make_config(
+        import_string, log_level, {"ws": ws}, log_config=_log_config(), library_defaults=library_defaults
+    )
     server = _AnnouncingServer(config)
     _exit_on_stdin_eof(lambda: setattr(server, "should_exit", True))
     asyncio.run(server.serve(sockets=[sock]))
@@ -170,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 (the default) for a free port")
     parser.add_argument("--log-level", default="warning", choices=LOG_LEVELS)
     parser.add_argument("--server", default=SERVERS[0], choices=SERVERS, help="the ASGI server (default: uvicorn)")
+    parser.add_argument(
+        "--library-defaults",
+        action="store_true",
+        help="uvicorn with its own settings, not the lesson limits (hypercorn and daphne always get their own)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0 (any free port) or a port number up to 65535, not {args.port}")
@@ -184,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run_daphne(args.app, sock, args.log_level)
         if args.server == "hypercorn":
             return _run_hypercorn(args.app, sock, args.log_level)
-        return _run_uvicorn(args.app, sock, args.log_level, UVICORN_WS[args.server])
+        return _run_uvicorn(args.app, sock, args.log_level, UVICORN_WS[args.server], args.library_defaults)
     finally:
         sock.close()
 

@@ -188,12 +188,15 @@ def make_config(
     uvicorn_options: dict[str, Any] | None = None,
     *,
     log_config: dict[str, Any] | str | None = None,
+    library_defaults: bool = False,
 ) -> uvicorn.Config:
     """The uvicorn Config of every lesson server: in a thread, on a loop, or in a child process (process_entry).
 
     `app` is an ASGI app or an import string; `uvicorn_options` override the defaults below. With the default
     `log_config=None` uvicorn installs no logging handlers, so records go to the server's ServerLog; a child
-    process passes uvicorn's own config instead, to log to its stderr.
+    process passes uvicorn's own config instead, to log to its stderr. `library_defaults=True` leaves out the
+    lesson limits below (uvicorn's own: 16 MiB messages, no graceful-shutdown deadline), for lesson 13, which
+    compares servers as their libraries ship them.
     """
     # Limits every lesson server has: incoming messages up to MAX_MESSAGE_BYTES (larger ones are closed with 1009),
     # and at most GRACEFUL_SHUTDOWN_SECONDS of graceful shutdown.
@@ -208,6 +211,8 @@ def make_config(
         "ws_max_size": MAX_MESSAGE_BYTES,
         "ws_max_queue": 32,  # for ws="websockets" (legacy) only; see above
     }
+    if library_defaults:
+        options = {"ws": "auto"}
     options.update(uvicorn_options or {})
     asgi_servers.prepare_uvicorn_ws(options["ws"])
     return uvicorn.Config(app, log_level=log_level, log_config=log_config, **options)
@@ -795,6 +800,7 @@ def serve_process(
     env: dict[str, str] | None = None,
     app_dir: str | os.PathLike[str] | None = None,
     ready_timeout: float = READY_TIMEOUT,
+    library_defaults: bool = False,
 ) -> ProcessServer:
     """Start `python -m helpers.process_entry import_string` and return once it accepts connections.
 
@@ -802,8 +808,11 @@ def serve_process(
     process closes its stdin, which also happens if this process dies, so no orphan is left behind.
     `env` adds environment variables; `app_dir` is put first on the child's import path. `server` is one of
     SERVERS, daphne included (`python -m helpers.process_entry --help` says what each is given); the child logs to
-    its stderr, kept in `output` and summed up in `errors`.
+    its stderr, kept in `output` and summed up in `errors`. `library_defaults=True` serves uvicorn with uvicorn's
+    own settings instead of the lesson limits of `make_config` (hypercorn and daphne always get their own).
     """
+    if not isinstance(library_defaults, bool):
+        raise UsageTypeError(f"library_defaults must be True or False, not {type(library_defaults).__name__}")
     if not isinstance(import_string, str):
         raise UsageTypeError(
             f"serve_process() needs an import string like 'package.module:app', not {type(import_string).__name__}; "
@@ -823,6 +832,7 @@ def serve_process(
     log_path = Path(log_name)
     command = [sys.executable, "-m", "helpers.process_entry", import_string]
     command += ["--host", host, "--port", str(port), "--log-level", log_level, "--server", server]
+    command += ["--library-defaults"] if library_defaults else []
     with os.fdopen(fd, "wb") as log_file:
         process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, env=child_env

@@ -139,6 +139,23 @@ def test_the_message_limit_is_the_helpers_for_uvicorn_and_the_librarys_for_hyper
         assert asyncio.run(echoed_or_close_code(handle.ws_url("/"), limit + 1)) == 1009
 
 
+@pytest.mark.timeout(30)
+def test_library_defaults_give_a_process_served_uvicorn_its_own_16_mib_limit(no_leaks: Snapshot) -> None:
+    """serve_process(..., library_defaults=True) leaves out the lesson's 1 MiB limit: uvicorn's 16 MiB applies."""
+    big = MAX_MESSAGE_BYTES + 1
+    with serve_process("helpers.demo_apps:echo", name="lesson-limits") as handle:
+        assert asyncio.run(echoed_or_close_code(handle.ws_url("/"), big)) == 1009
+    with serve_process("helpers.demo_apps:echo", name="library-limits", library_defaults=True) as handle:
+        assert asyncio.run(echoed_or_close_code(handle.ws_url("/"), big)) == "echoed"
+        assert asyncio.run(echoed_or_close_code(handle.ws_url("/"), 16 * 1024 * 1024 + 1)) == 1009
+
+
+def test_library_defaults_must_be_a_bool() -> None:
+    """library_defaults="yes" is refused with a type error before any process starts."""
+    with pytest.raises(UsageTypeError, match="library_defaults must be True or False"):
+        serve_process("helpers.demo_apps:echo", library_defaults="yes")  # type: ignore[arg-type]
+
+
 def test_hypercorn_errors_are_kept_on_the_handle(no_leaks: Snapshot) -> None:
     """An exception in the app under hypercorn lands in handle.errors (its error log goes to the ServerLog)."""
 
