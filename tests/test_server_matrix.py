@@ -113,3 +113,17 @@ def test_matrix_refuses_a_row_with_a_missing_server() -> None:
     """A row must have a cell for every column: a server left out is a mistake, not a blank."""
     with pytest.raises(ValueError, match="has cells for"):
         Matrix(columns=("a", "b"), reference="b").add("never accepts", {"a": "1"})
+
+
+def test_differences_name_each_changed_cell_and_each_missing_row() -> None:
+    """differences() lists a cell that changed, a row only expected and a row only measured; none when all agree."""
+    matrix = Matrix(columns=("a", "ref"), reference="ref")
+    matrix.add("raises after accept", {"a": "closed 1011", "ref": "closed 1011"})
+    matrix.add("never accepts", {"a": "x", "ref": "y"})
+    assert matrix.differences(matrix.cells()) == []
+    expected = {"raises after accept": {"a": "dropped (1006)", "ref": "closed 1011"}, "permessage-deflate": {}}
+    assert matrix.differences(expected) == [
+        "row 'permessage-deflate' expected, not measured",
+        "row 'never accepts' measured, not expected",
+        "raises after accept / a: expected 'dropped (1006)', saw 'closed 1011'",
+    ]

@@ -46,7 +46,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Behaviour = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REPORT_WAIT = 3.0
-SINK_SECONDS = 4.0
+SINK_SECONDS = 2.0  # a little longer than a flood (probes.FLOOD_SECONDS)
 DISCONNECTS: dict[str, int | None] = {}  # key -> the code of the `websocket.disconnect` the app got
 
 
@@ -173,10 +173,9 @@ async def portable_app(scope: Scope, receive: Receive, send: Send) -> None:
     """The same refusal and the same failure as `app`'s /reject and /raise, written to look alike everywhere.
 
     A refusal accepts first and then closes with an application code: a close frame exists only after the
-    handshake, so this is the one way every server delivers the code (daphne 4.2.3 drops the reason). A failure
-    is caught by
-    the app, which closes with 1011 itself instead of leaving the choice (1011, or a dropped connection) to
-    the server.
+    handshake, so this is the one way every server delivers the code (daphne 4.2.3 drops the reason). A
+    failure is caught by the app, which closes with 1011 itself instead of leaving the choice (1011, or a
+    dropped connection) to the server.
     """
     if scope["type"] != "websocket":
         return await app(scope, receive, send)

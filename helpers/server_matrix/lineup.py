@@ -39,16 +39,8 @@ def start(server: str, import_string: str = RAW_APP, *, name: str | None = None)
     """One server of COLUMNS serving `import_string` (the reference ignores it) with its library's defaults."""
     if server == REFERENCE:
         return ReferenceServer()
-    options: dict[str, Any] = {"name": name or f"13-{server}-{import_string.rsplit(':', 1)[1]}"}
-    parameters = inspect.signature(servers.serve_process).parameters
-    # Until servers.serve_process grows these, only uvicorn (with the course's limits) can be served.
-    if "server" in parameters:
-        options["server"] = server
-    elif server != "uvicorn":
-        raise RuntimeError(f"helpers.servers.serve_process cannot run {server!r} yet")
-    if "library_defaults" in parameters:
-        options["library_defaults"] = True
-    return servers.serve_process(import_string, **options)
+    name = name or f"13-{server}-{import_string.rsplit(':', 1)[1]}"
+    return servers.serve_process(import_string, name=name, server=server, library_defaults=True)
 
 
 def start_all(import_string: str = RAW_APP, columns: tuple[str, ...] = COLUMNS) -> dict[str, Any]:

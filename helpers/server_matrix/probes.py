@@ -22,6 +22,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from helpers.clients import CLOSE_TIMEOUT, Outcome, attempt
+from helpers.server_matrix.apps import SINK_SECONDS
 
 __all__ = [
     "FLOOD_MESSAGE_BYTES",
@@ -190,16 +191,36 @@ async def _closed_code(ws: ClientConnection) -> str:
 
 async def size_limit(handle: Handle, limit: int) -> str:
     """A message of exactly `limit` bytes, then one of `limit` + 1, on one connection: which pass."""
-    async with _connect(handle, "/size", max_size=None, compression=None) as ws:
+    ws = await _connect(handle, "/size", max_size=None, compression=None)
+    try:
         await ws.send(bytes(limit))
         try:
             exact = await asyncio.wait_for(ws.recv(), PROBE_TIMEOUT) == f"{limit} bytes"
         except ConnectionClosed as exc:
             return f"{_size(limit)} refused: closed {exc.rcvd.code if exc.rcvd else 1006}"
-        with contextlib.suppress(ConnectionClosed):  # the server may close while the frame is still going out
-            await ws.send(bytes(limit + 1))
-        over = await _closed_code(ws)
+        # The server refuses the frame from its header and stops reading, so the rest of it may never go out:
+        # send in the background and watch for the server's close frame instead of waiting for the send.
+        sender = asyncio.ensure_future(ws.send(bytes(limit + 1)))
+        over = await _close_seen(ws)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            await sender
+    finally:
+        ws.transport.abort()
     return f"{_size(limit)} {'passes' if exact else 'fails'}; +1 B: {over}"
+
+
+async def _close_seen(ws: ClientConnection) -> str:
+    """The close frame the server sent ("closed 1009"), or "dropped (1006)" if the connection ended without one;
+    read as soon as it arrives, without waiting for the closing handshake to finish (bounded by PROBE_TIMEOUT)."""
+    deadline = time.monotonic() + PROBE_TIMEOUT
+    while time.monotonic() < deadline:
+        if ws.protocol.close_rcvd is not None:
+            return f"closed {ws.protocol.close_rcvd.code}"
+        if ws.transport.is_closing():
+            return "dropped (1006)"
+        await asyncio.sleep(0.01)
+    return f"still open after {PROBE_TIMEOUT:g} s"
 
 
 async def invalid_utf8(handle: Handle) -> str:
@@ -243,7 +264,8 @@ async def flood(handle: Handle, seconds: float = FLOOD_SECONDS, size: int = FLOO
     sent = 0
     message = bytes(size)
     ws = await _connect(handle, "/sink", compression=None)
-    deadline = time.monotonic() + seconds
+    opened = time.monotonic()
+    deadline = opened + seconds
     try:
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.wait_for(ws.send(message), left)  # blocks once nobody drains the socket
@@ -252,6 +274,9 @@ async def flood(handle: Handle, seconds: float = FLOOD_SECONDS, size: int = FLOO
         pass
     growth = rss_bytes(handle.pid) - before
     ws.transport.abort()
+    # The app sleeps through the flood and cannot see the abort: wait until it is done, so that no handler is
+    # still running when a later probe (the shutdown, above all) meets this server.
+    await asyncio.sleep(max(0.0, opened + SINK_SECONDS - time.monotonic()) + 0.2)
     return FloodResult(sent, max(growth, 0))
 
 

@@ -89,6 +89,18 @@ class Matrix:
         """Behaviour -> server -> cell, for asserting the whole table at once."""
         return {row.behaviour: dict(row.cells) for row in self.rows}
 
+    def differences(self, expected: Mapping[str, Mapping[str, str]]) -> list[str]:
+        """One line per cell that is not what `expected` says (and per row missing on either side); [] if none."""
+        seen = self.cells()
+        lines = [f"row {b!r} expected, not measured" for b in expected if b not in seen]
+        lines += [f"row {b!r} measured, not expected" for b in seen if b not in expected]
+        for behaviour, cells in expected.items():
+            for server, text in cells.items():
+                got = seen.get(behaviour, {}).get(server, text)
+                if got != text:
+                    lines.append(f"{behaviour} / {server}: expected {text!r}, saw {got!r}")
+        return lines
+
     def markdown(self) -> str:
         names = (f"{name} (reference)" if name == self.reference else name for name in self.columns)
         headers = ["Behaviour", *names, "ASGI servers", "ASGI spec 2.5"]
