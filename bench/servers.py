@@ -23,6 +23,12 @@ What is measured, and why:
    The ratio of the medians (thread / process) is the price of running the server inside the kernel,
    which is what every lesson does.
 
+3. Every server of `helpers.servers.SERVERS` (uvicorn with each WebSocket protocol, hypercorn, daphne), served
+   in a thread (`serve(echo, server=...)`; not daphne, whose reactor is one per process) and in a child process
+   (`serve_process(..., server=...)`): start-to-ready, stop and echo round trip, medians over `--server-cycles`
+   cycles and `--server-round-trips` round trips, each with its ratio to uvicorn's default served the same way.
+   A process start is mostly Python importing the server in the child. Informational: no targets.
+
 Targets (a verdict line each): start-to-ready median <= 20 ms, stop median <= 250 ms, in-thread echo
 median within 1.5x of the separate-process server. The exit code is 0 unless `--check` is given and a
 target is missed. Everything binds 127.0.0.1 and every server is stopped before the script exits.
@@ -39,11 +45,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
+from typing import Any
 
-from bench.report import Verdict, format_columns, percentile, positive_int, print_verdicts
+from bench.report import Verdict, format_columns, percentile, positive_int, print_verdicts, ratio
 from helpers.clients import connect
 from helpers.demo_apps import echo
-from helpers.servers import serve, serve_process
+from helpers.servers import SERVERS, serve, serve_process
 
 HOST = "127.0.0.1"
 ECHO_IMPORT = "helpers.demo_apps:echo"
@@ -119,6 +126,47 @@ def measure_process_echo(count: int, warmup: int = ROUND_TRIP_WARMUP) -> Series:
     return Series("echo RTT, serve_process()", samples)
 
 
+@dataclass(frozen=True)
+class ServerTimes:
+    """One server served one way: medians in milliseconds."""
+
+    server: str
+    mode: str  # "thread" or "process"
+    start_ms: float
+    stop_ms: float
+    echo_ms: float
+
+
+def measure_server(server: str, mode: str, cycles: int, round_trips: int) -> ServerTimes:
+    """Start-to-ready and stop over `cycles` cycles, and the echo round trip on the last one, for one server."""
+    start_ms: list[float] = []
+    stop_ms: list[float] = []
+    echo_ms: list[float] = []
+    for cycle in range(cycles):
+        began = time.perf_counter()
+        if mode == "thread":
+            handle: Any = serve(echo, server=server, name=f"bench-{server}", host=HOST)
+        else:
+            handle = serve_process(ECHO_IMPORT, server=server, name=f"bench-{server}-process", host=HOST)
+        ready = time.perf_counter()
+        try:
+            if cycle == cycles - 1:
+                echo_ms = asyncio.run(_round_trips(handle.ws_url("/"), round_trips, ROUND_TRIP_WARMUP))
+        finally:
+            stopping = time.perf_counter()
+            handle.stop()
+        stop_ms.append((time.perf_counter() - stopping) * 1000)
+        start_ms.append((ready - began) * 1000)
+    return ServerTimes(server, mode, percentile(start_ms, 50), percentile(stop_ms, 50), percentile(echo_ms, 50))
+
+
+def measure_servers(cycles: int, round_trips: int) -> list[ServerTimes]:
+    """Every server in a thread (where it can be) and in a child process."""
+    rows = [measure_server(name, "thread", cycles, round_trips) for name in SERVERS if name != "daphne"]
+    rows += [measure_server(name, "process", cycles, round_trips) for name in SERVERS]
+    return rows
+
+
 # --------------------------------------------------------------------------------------------------
 # report
 
@@ -138,6 +186,27 @@ def format_table(lifecycle: Sequence[Series], echoes: Sequence[Series], ratio: f
         )
     rows.append(("echo RTT ratio thread/process", "-", f"{ratio:.2f}x", "-", "-"))
     return format_columns(headers, rows, numeric=range(1, len(headers)))
+
+
+def format_servers(rows: Sequence[ServerTimes]) -> str:
+    """One line per server and mode, each time with its ratio to uvicorn's (same mode)."""
+    base = {row.mode: row for row in rows if row.server == SERVERS[0]}
+
+    def cell(value: float, reference: float) -> str:
+        return f"{_ms(value)} ({ratio(value, reference):.2f}x)"
+
+    headers = ("server", "served", "start-to-ready", "stop", "echo RTT")
+    lines = [
+        (
+            row.server,
+            "in a thread" if row.mode == "thread" else "child process",
+            cell(row.start_ms, base[row.mode].start_ms),
+            cell(row.stop_ms, base[row.mode].stop_ms),
+            cell(row.echo_ms, base[row.mode].echo_ms),
+        )
+        for row in rows
+    ]
+    return format_columns(headers, lines, numeric={2, 3, 4})
 
 
 def verdicts(start: Series, stop: Series, ratio: float) -> list[Verdict]:
@@ -166,6 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--round-trips", type=positive_int, default=2000, help="echo round trips per server (default 2000)"
     )
+    parser.add_argument(
+        "--server-cycles", type=positive_int, default=5, help="start/stop cycles per server and mode (default 5)"
+    )
+    parser.add_argument(
+        "--server-round-trips", type=positive_int, default=500, help="echo round trips per server (default 500)"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
 
@@ -187,6 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table([start, stop], [thread_echo, process_echo], ratio))
     print()
     passed = print_verdicts(verdicts(start, stop, ratio))
+    print(
+        f"\nevery server ({args.server_cycles} cycles, {args.server_round_trips} echo round trips each; "
+        f"ratios to {SERVERS[0]} served the same way):"
+    )
+    print(format_servers(measure_servers(args.server_cycles, args.server_round_trips)))
     print(f"\n(total {time.perf_counter() - started:.1f} s)")
     return 1 if args.check and not passed else 0
 
