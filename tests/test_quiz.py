@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-import tomllib
 from pathlib import Path
 
 import nbformat
@@ -16,12 +15,12 @@ import helpers.quiz
 from helpers import evidence, quiz
 from helpers.quiz import Question, Quiz
 from helpers.quiz import progress as quiz_progress
-from tests.support import ROOT
+from tests.support import ROOT, load_script
 
 pytestmark = pytest.mark.timeout(30)
 
 QUIZZES = ["channels", "broadcasting"]
-SERIES = {entry["file"] for entry in tomllib.loads((ROOT / "notebooks" / "series.toml").read_text())["notebook"]}
+SERIES = {lesson.file for lesson in load_script("tools/notebooks.py", "notebook_tools").load_series()}
 # Every name the notebooks (and tests/test_evidence.py) reach through `quiz.` or `from helpers.quiz import`.
 NOTEBOOK_NAMES = [
     "QuizSession",

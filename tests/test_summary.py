@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import ast
 import re
-import tomllib
 
 import nbformat
 import pytest
 
 from helpers.summary import CHECK_HEADER, Summary, SummaryMismatch, SummaryUsageError
-from tests.support import ROOT
+from tests.support import ROOT, load_script
 
-LESSONS = [entry["file"] for entry in tomllib.loads((ROOT / "notebooks" / "series.toml").read_text())["notebook"]]
+LESSONS = [lesson.file for lesson in load_script("tools/notebooks.py", "notebook_tools").load_series()]
 EXISTING = [name for name in LESSONS if (ROOT / "notebooks" / name).exists()]
 MAX_INTRO_CHARS = 300  # the Summary heading may carry one short sentence introducing the table, no more
 

@@ -2,8 +2,9 @@
 
 `app` is the raw behaviour under test: each path does one thing an app can do during or after the handshake
 (close before accept, return, never answer, raise, close with a code, ...), written against bare ASGI so no
-framework smooths over what the server does. `portable_app` is the lesson's answer: the same two refusals
-written so that every server gives the client the same result.
+framework smooths over what the server does. `portable_app` is the lesson's answer: the same refusal and
+failure, written so that every ASGI server here gives the client the same close code (daphne 4.2.3 still drops
+the reason).
 
 Paths of `app`:
 

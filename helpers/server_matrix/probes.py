@@ -3,8 +3,9 @@
 Each probe is an async function taking a server handle (anything with `.ws_url(path)`, and `.pid` for the
 memory probe) and returning the text the matrix shows. Texts hold no ports, PIDs or raw timings: durations
 and sizes are put in buckets, so a notebook that prints them is the same on every run. `on_all()` runs one
-probe against every server at once; the slow probes (a client waiting 8 s for a handshake, a flood,
-a shutdown) are started with `start()` in one cell and collected in a later one.
+probe against every server at once; the slow probes (a client waiting for an unanswered handshake, up to
+NEVER_CLIENT_TIMEOUT unless the caller passes its own; a flood; a shutdown) are started with
+`asyncio.ensure_future(on_all(...))` in one cell and awaited in a later one.
 """
 
 from __future__ import annotations
@@ -193,8 +194,8 @@ async def size_limit(handle: Handle, limit: int) -> str:
     """A message of exactly `limit` bytes, then one of `limit` + 1, on one connection: which pass."""
     ws = await _connect(handle, "/size", max_size=None, compression=None)
     try:
-        await ws.send(bytes(limit))
         try:
+            await ws.send(bytes(limit))
             exact = await asyncio.wait_for(ws.recv(), PROBE_TIMEOUT) == f"{limit} bytes"
         except ConnectionClosed as exc:
             return f"{_size(limit)} refused: closed {exc.rcvd.code if exc.rcvd else 1006}"
@@ -234,7 +235,7 @@ async def vanish(handle: Handle) -> str:
     """The code in the app's `websocket.disconnect` after the client's TCP connection is aborted."""
     key = uuid.uuid4().hex
     ws = await _connect(handle, f"/vanish?key={key}")
-    ws.transport.abort()  # no close frame, no FIN: a reset, as when a laptop lid closes... or a process dies
+    ws.transport.abort()  # no close frame: the socket closes at once (a FIN; a reset with unread data), as a crash does
     report = await attempt(handle.ws_url(f"/report?key={key}"), receive=1, timeout=PROBE_TIMEOUT)
     return str(report.messages[0]) if report.messages else handshake_text(report)
 
