@@ -57,10 +57,20 @@ def test_vanished_client_codes_are_reported_back_by_the_app(pair: dict[str, Any]
 def test_flood_into_an_app_that_never_reads_keeps_memory_bounded(pair: dict[str, Any]) -> None:
     """Neither server's RSS grows by 8 MiB while a client floods an app that never reads."""
     results = run(lambda handle: probes.flood(handle, seconds=0.5), pair)
-    assert {name: probes.bucket_bytes(result.growth) for name, result in results.items()} == {
-        "uvicorn": "< 8 MiB",
-        "hypercorn": "< 8 MiB",
+    assert {name: result.verdict for name, result in results.items()} == {
+        "uvicorn": "bounded (< 8 MiB)",
+        "hypercorn": "bounded (< 8 MiB)",
     }
+
+
+def test_a_flood_verdict_is_relative_to_what_the_client_wrote() -> None:
+    """Growth under 8 MiB is bounded; above it, holding half or more of what was written is growing with the flood."""
+    mib = 1024 * 1024
+    verdicts = [
+        probes.FloodResult(sent, growth).verdict for sent, growth in ((99 * mib, 7 * mib), (20 * mib, 12 * mib))
+    ]
+    assert verdicts == ["bounded (< 8 MiB)", "grew with the flood"]
+    assert probes.FloodResult(100 * mib, 9 * mib).verdict == "grew, less than the flood"
 
 
 def test_reference_server_closes_1011_on_an_exception_and_1001_at_shutdown() -> None:

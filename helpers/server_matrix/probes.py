@@ -26,8 +26,11 @@ from helpers.clients import CLOSE_TIMEOUT, Outcome, attempt
 from helpers.server_matrix.apps import SINK_SECONDS
 
 __all__ = [
+    "BOUNDED",
+    "FLOOD_BYTES",
     "FLOOD_MESSAGE_BYTES",
     "FLOOD_SECONDS",
+    "FLOOD_STALL",
     "NEVER_CLIENT_TIMEOUT",
     "PROBE_TIMEOUT",
     "FloodResult",
@@ -58,8 +61,11 @@ T = TypeVar("T")
 
 PROBE_TIMEOUT = 5.0  # no probe but the slow ones waits longer for a server
 NEVER_CLIENT_TIMEOUT = 8.0  # the client gives up on an unanswered handshake here, if the server has not
-FLOOD_SECONDS = 1.5
+FLOOD_SECONDS = 1.5  # the most a flood lasts
+FLOOD_BYTES = 48 * 1024 * 1024  # a flood stops once it has written this much, or
+FLOOD_STALL = 0.5  # once one send has waited this long (nobody reads the socket)
 FLOOD_MESSAGE_BYTES = 64 * 1024
+BOUNDED = 8 * 1024 * 1024  # a server whose memory grew less than this during a flood held on to (almost) none of it
 MIB = 1024 * 1024
 
 
@@ -255,12 +261,23 @@ class FloodResult:
         self.sent = sent
         self.growth = growth
 
+    @property
+    def verdict(self) -> str:
+        """ "bounded (< 8 MiB)", or "grew with the flood" when the server held at least half of what was written.
+
+        Relative to what the client managed to write, so a busy machine (a slower flood) gives the same answer.
+        """
+        if self.growth < BOUNDED:
+            return "bounded (< 8 MiB)"
+        return "grew with the flood" if self.growth >= self.sent / 2 else "grew, less than the flood"
+
     def __str__(self) -> str:
         return f"RSS +{bucket_bytes(self.growth)} (client wrote {bucket_bytes(self.sent)})"
 
 
 async def flood(handle: Handle, seconds: float = FLOOD_SECONDS, size: int = FLOOD_MESSAGE_BYTES) -> FloodResult:
-    """Send `size`-byte messages to /sink for `seconds`; the server's RSS growth meanwhile."""
+    """Send `size`-byte messages to /sink until FLOOD_BYTES are written, a send stalls for FLOOD_STALL s or `seconds`
+    pass; the server's RSS growth meanwhile."""
     before = rss_bytes(handle.pid)
     sent = 0
     message = bytes(size)
@@ -268,8 +285,8 @@ async def flood(handle: Handle, seconds: float = FLOOD_SECONDS, size: int = FLOO
     opened = time.monotonic()
     deadline = opened + seconds
     try:
-        while (left := deadline - time.monotonic()) > 0:
-            await asyncio.wait_for(ws.send(message), left)  # blocks once nobody drains the socket
+        while sent < FLOOD_BYTES and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait_for(ws.send(message), min(left, FLOOD_STALL))  # blocks once nobody drains the socket
             sent += size
     except (TimeoutError, ConnectionClosed):
         pass

@@ -38,7 +38,7 @@ SPEC: dict[str, str] = {
     "subprotocol (app picks the 2nd offered)": "the app names it in `websocket.accept`",
     "permessage-deflate": NOT_COVERED,
     "scope['client'] with X-Forwarded-For": "`client` is the remote host's address; proxies not mentioned",
-    "flood, app never reads: RSS growth": NOT_COVERED,
+    "flood, app never reads: server memory": NOT_COVERED,
     "keepalive pings (defaults)": "servers should send pings as necessary",
     "returns without accepting": "the app must answer connect (accept or close)",
     "never accepts": "must not complete the handshake until the app answers",
