@@ -20,7 +20,8 @@ Paths of `app`:
 - `/vanish?key=K`: accepts, reads until `websocket.disconnect` and records its code under K;
 - `/report?key=K`: accepts, sends the code recorded under K (waiting up to REPORT_WAIT s), or "none";
 - `/sink`: accepts and never reads, for SINK_SECONDS, then closes 1000 (bounded, so shutdown never waits on it);
-- `/hold`: accepts and reads until the client or the server ends the connection.
+- `/hold`: accepts and reads until the client or the server ends the connection;
+- `/refuse`, `/fail`: `portable_app`'s refusal and failure, so one server process serves both lessons.
 
 Records live in the serving process (`DISCONNECTS`): the `/report` path is how the notebook, in another
 process, learns what the app was told.
@@ -35,6 +36,7 @@ from urllib.parse import parse_qs
 
 __all__ = [
     "DISCONNECTS",
+    "PORTABLE_PATHS",
     "REPORT_WAIT",
     "SINK_SECONDS",
     "app",
@@ -46,6 +48,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Behaviour = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+PORTABLE_PATHS = ("/refuse", "/fail")
 REPORT_WAIT = 3.0
 SINK_SECONDS = 2.0  # a little longer than a flood (probes.FLOOD_SECONDS)
 DISCONNECTS: dict[str, int | None] = {}  # key -> the code of the `websocket.disconnect` the app got
@@ -167,7 +170,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "lifespan.shutdown.complete"})
         return
     if scope["type"] == "websocket":
-        await ROUTES[scope["path"]](scope, receive, send)
+        behaviour = portable_app if scope["path"] in PORTABLE_PATHS else ROUTES[scope["path"]]
+        await behaviour(scope, receive, send)
 
 
 async def portable_app(scope: Scope, receive: Receive, send: Send) -> None:

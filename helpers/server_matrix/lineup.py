@@ -19,7 +19,6 @@ from helpers.server_matrix.reference import ReferenceServer
 __all__ = [
     "ASGI_SERVERS",
     "COLUMNS",
-    "PORTABLE_APP",
     "RAW_APP",
     "REFERENCE",
     "keepalive_defaults",
@@ -32,7 +31,6 @@ ASGI_SERVERS = ("uvicorn", "uvicorn-websockets", "uvicorn-wsproto", "hypercorn",
 REFERENCE = "websockets"
 COLUMNS = (*ASGI_SERVERS, REFERENCE)
 RAW_APP = "helpers.server_matrix.apps:app"
-PORTABLE_APP = "helpers.server_matrix.apps:portable_app"
 
 
 def start(server: str, import_string: str = RAW_APP, *, name: str | None = None) -> Any:
