@@ -128,11 +128,11 @@ def test_a_muted_student_is_told_and_stays_connected(panel: ChatPanel, classroom
     ada, bob = panel["ada"], panel["bob"]
     classroom.mute("bob")
     bob.send("can you hear me?")
-    bob.wait_for(lambda m: m[-1] == "* not delivered: the instructor has muted you")
+    bob.wait_for(lambda m: m[-1:] == ["* not delivered: the instructor has muted you"])
     assert bob.state == "open" and [p.muted for p in classroom.participants()] == [False, True]
     classroom.unmute("bob")
     bob.send("and now?")
-    panel.wait_for(lambda m: m[-1] == "bob: and now?")
+    panel.wait_for(lambda m: m[-1:] == ["bob: and now?"])
     assert "bob: can you hear me?" not in ada.messages
     assert bob.messages[1:] == [
         "* the instructor has muted you: your messages are not delivered",
@@ -194,14 +194,14 @@ def test_kick_closes_with_4000_and_the_reason_and_tells_the_room(panel: ChatPane
     """The kicked student sees code 4000 with the reason; the others are told; the list shrinks."""
     classroom.kick("bob", "spamming")
     assert panel["bob"].wait_closed() == "closed by server: 4000 'removed by the instructor: spamming'"
-    panel["ada"].wait_for(lambda m: m[-1] == "* bob was removed by the instructor (1 here)")
+    panel["ada"].wait_for(lambda m: m[-1:] == ["* bob was removed by the instructor (1 here)"])
     assert [str(p) for p in classroom.participants()] == ["ada (0 sent)"]
 
 
 def test_announce_reaches_everyone_and_stop_says_the_class_is_over(panel: ChatPanel, classroom: Classroom) -> None:
     """An announcement is a line from [instructor]; stopping closes every student with 1001 and a reason."""
     classroom.announce("5 minutes left")
-    panel.wait_for(lambda m: m[-1] == "[instructor] 5 minutes left")
+    panel.wait_for(lambda m: m[-1:] == ["[instructor] 5 minutes left"])
     classroom.stop()
     for client in panel:
         client.wait_closed()
