@@ -299,14 +299,18 @@ async def flood(handle: Handle, seconds: float = FLOOD_SECONDS, size: int = FLOO
 
 
 async def shutdown(handle: Any, stop: Callable[[], None]) -> str:
-    """Connect to /hold, call `stop` (which only signals the server), then see how the client is closed and
-    how long until the server process has exited (bucketed)."""
+    """Connect to /hold, call `stop` (which only signals the server), and report how the client is closed and
+    how soon after the signal (bucketed: "at once" is under 1 s). The process's own exit is waited for (bounded)
+    but not timed: interpreter teardown is what a busy machine slows, not the server's choice."""
     ws = await _connect(handle, "/hold")
     began = time.monotonic()
     stop()
-    seen = await _closed_code(ws)
+    seen = await _close_seen(ws)
+    elapsed = time.monotonic() - began
+    when = "at once" if elapsed < 1 else f"after {bucket_seconds(elapsed)}"
+    ws.transport.abort()
     process = handle.process
     while process.poll() is None and time.monotonic() - began < 2 * PROBE_TIMEOUT:
         await asyncio.sleep(0.05)
-    exited = bucket_seconds(time.monotonic() - began) if process.poll() is not None else "not within 10 s"
-    return f"{seen}; exit {exited}"
+    still = "" if process.poll() is not None else "; still running after 10 s"
+    return f"{seen} {when}{still}"

@@ -42,7 +42,7 @@ SPEC: dict[str, str] = {
     "keepalive pings (defaults)": "servers should send pings as necessary",
     "returns without accepting": "the app must answer connect (accept or close)",
     "never accepts": "must not complete the handshake until the app answers",
-    "graceful shutdown: client sees; process exits": NOT_COVERED,
+    "graceful shutdown: what the client sees, and when": NOT_COVERED,
     "scope['asgi']['spec_version']": "optional; missing means 2.0",
 }
 
