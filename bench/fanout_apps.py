@@ -35,11 +35,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -49,6 +47,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from helpers.fanout import FanOut, Policy
+from helpers.process_entry import on_stdin_eof
 
 HEADER_SIZE = 25  # "000042 12345.678901 " plus room
 REGISTER_TIMEOUT = 30.0
@@ -267,13 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
 
-        def watch_stdin() -> None:
-            with contextlib.suppress(OSError):
-                while os.read(0, 4096):
-                    pass
-            loop.call_soon_threadsafe(stop.set)
-
-        threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
+        on_stdin_eof(lambda: loop.call_soon_threadsafe(stop.set))
         await websockets_server(args.host, args.port, stop)
 
     asyncio.run(run())

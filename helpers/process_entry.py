@@ -41,6 +41,7 @@ from helpers.usage import LOG_LEVELS
 
 __all__ = [
     "main",
+    "on_stdin_eof",
 ]
 
 
@@ -66,8 +67,8 @@ class _AnnouncingServer(uvicorn.Server):
             _announce(sockets[0].getsockname()[1])
 
 
-def _exit_on_stdin_eof(stop: Callable[[], object]) -> None:
-    """Call `stop` (from a daemon thread) once stdin reaches EOF."""
+def on_stdin_eof(stop: Callable[[], object]) -> None:
+    """Call `stop` (from a daemon thread) once stdin reaches EOF: how every child server here learns to stop."""
 
     def watch() -> None:
         # os.read on the raw descriptor: a daemon thread blocked in sys.stdin's buffered reader
@@ -97,7 +98,7 @@ def _run_uvicorn(import_string: str, sock: socket.socket, log_level: str, ws: st
         import_string, log_level, {"ws": ws}, log_config=_log_config(), library_defaults=library_defaults
     )
     server = _AnnouncingServer(config)
-    _exit_on_stdin_eof(lambda: setattr(server, "should_exit", True))
+    on_stdin_eof(lambda: setattr(server, "should_exit", True))
     asyncio.run(server.serve(sockets=[sock]))
     return 0 if server.started else 3
 
@@ -107,7 +108,7 @@ async def _serve_hypercorn(driver: HypercornDriver, sock: socket.socket) -> None
     # With a shutdown trigger hypercorn installs no signal handlers of its own; these do what its own would.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, driver.request_exit, loop)
-    _exit_on_stdin_eof(lambda: driver.request_exit(loop))
+    on_stdin_eof(lambda: driver.request_exit(loop))
     await driver.serve(sock)
 
 
@@ -161,7 +162,7 @@ def _run_daphne(import_string: str, sock: socket.socket, log_level: str) -> int:
         ready_callable=lambda: reactor.callWhenRunning(_announce, port),
         action_logger=AccessLogGenerator(sys.stderr) if level <= logging.INFO else None,
     )
-    _exit_on_stdin_eof(lambda: reactor.callFromThread(server.stop))
+    on_stdin_eof(lambda: reactor.callFromThread(server.stop))
     server.run()
     return 3 if server.abort_start else 0
 

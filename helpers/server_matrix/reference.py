@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 from websockets.typing import Subprotocol
 
+from helpers.process_entry import on_stdin_eof
 from helpers.server_matrix.apps import DISCONNECTS, REPORT_WAIT, SINK_SECONDS
 
 __all__ = [
@@ -127,13 +128,7 @@ def main() -> int:
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
 
-    def watch() -> None:
-        with contextlib.suppress(OSError):
-            while os.read(0, 4096):
-                pass
-        loop.call_soon_threadsafe(stop.set)
-
-    threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
+    on_stdin_eof(lambda: loop.call_soon_threadsafe(stop.set))
     with contextlib.suppress(ConnectionClosed):
         loop.run_until_complete(_serve(stop))
     loop.close()
