@@ -72,7 +72,8 @@ STAGES = {
         Stage(
             "browser",
             "every notebook and widget in real JupyterLab and Chromium",
-            ((*PYTEST, "tests/browser", "-n", str(BROWSER_WORKERS)),),
+            # loadgroup: notebooks marked xdist_group("heavy") share a worker (tests/browser/test_notebooks_in_lab.py).
+            ((*PYTEST, "tests/browser", "-n", str(BROWSER_WORKERS), "--dist", "loadgroup"),),
         ),
     )
 }
