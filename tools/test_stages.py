@@ -24,7 +24,7 @@ PYTEST = [PYTHON, "-m", "pytest"]
 # point where the CPU is busy and the notebooks' own timing checks would only get noisier.
 UNIT_WORKERS = 4
 NOTEBOOK_WORKERS = 3
-BROWSER_WORKERS = 3
+BROWSER_WORKERS = 2  # 3 made lesson 08 fall behind in the browser once lesson 13 joined the suite
 
 NBVAL = [
     "-p",
