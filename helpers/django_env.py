@@ -30,6 +30,7 @@ __all__ = [
     "LayerKind",
     "current",
     "ensure",
+    "layer_settings",
     "login_cookie",
     "login_headers",
     "run_off_loop",
@@ -76,7 +77,9 @@ def run_off_loop(fn: Callable[..., T], *args: Any, timeout: float = 60.0) -> T:
     return run_in_thread(call, timeout=timeout, name=f"django-sync-{getattr(fn, '__name__', 'call')}")
 
 
-def _channel_layers(kind: LayerKind, redis_url: str | None) -> dict[str, Any]:
+def layer_settings(kind: LayerKind, redis_url: str | None = None) -> dict[str, Any]:
+    """The CHANNEL_LAYERS setting for `kind` ("memory" or "redis"), as `setup()` uses it; a test can pass it to
+    `django.test.override_settings(CHANNEL_LAYERS=...)` (Channels drops its cached layers when it changes)."""
     if kind == "memory":
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     if kind == "redis":
@@ -98,7 +101,7 @@ def setup(channel_layer: LayerKind = "memory", *, redis_url: str | None = None) 
 
     if redis_url is not None and not (isinstance(redis_url, str) and redis_url.startswith(("redis://", "rediss://"))):
         raise UsageError(f"redis_url must look like 'redis://127.0.0.1:6379', got {redis_url!r}")
-    layers = _channel_layers(channel_layer, redis_url)
+    layers = layer_settings(channel_layer, redis_url)
     if _current is not None:
         if (_current.channel_layer, _current.redis_url) != (channel_layer, redis_url):
             raise DjangoEnvError(

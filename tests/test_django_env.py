@@ -53,7 +53,7 @@ def test_conflicting_setup_says_to_restart_the_kernel() -> None:
 def test_redis_layer_needs_a_url() -> None:
     """channel_layer='redis' without a URL is refused before anything is configured."""
     with pytest.raises(django_env.DjangoEnvError, match="needs redis_url="):
-        django_env._channel_layers("redis", None)
+        django_env.layer_settings("redis", None)
 
 
 def test_a_redis_url_that_is_not_one_is_refused() -> None:
@@ -64,7 +64,7 @@ def test_a_redis_url_that_is_not_one_is_refused() -> None:
 
 def test_redis_layer_turns_off_the_socket_timeout() -> None:
     """The Redis layer config sets socket_timeout=None so idle consumers are not dropped after 5 s."""
-    layers = django_env._channel_layers("redis", "redis://127.0.0.1:1/0")
+    layers = django_env.layer_settings("redis", "redis://127.0.0.1:1/0")
     assert layers["default"]["CONFIG"]["hosts"] == [{"address": "redis://127.0.0.1:1/0", "socket_timeout": None}]
 
 
