@@ -112,7 +112,9 @@ class Project:
             )
         except subprocess.TimeoutExpired as exc:
             raise ProjectError(f"the child ran longer than {timeout} s") from exc
-        return CliRun("python -c ...", done.returncode, clean_paths(done.stdout + done.stderr), Run(done.returncode))
+        return CliRun(
+            "python -c ...", done.returncode, clean_paths(done.stdout + done.stderr), Run(exit_code=done.returncode)
+        )
 
     def stop(self) -> None:
         """Take the folder off sys.path, forget the modules imported from it, delete it. Safe to call twice."""

@@ -162,7 +162,7 @@ def pytest_configure(config: pytest.Config) -> None:
         writer = config.get_terminal_writer()
         # TerminalWriter keeps its stream in `_file` (pytest 9.2, _pytest/_io/terminalwriter.py); every
         # line of pytest's report, and pytest-timeout's stack dump, is written through it.
-        writer._file = _CleaningFile(writer._file)  # type: ignore[attr-defined]
+        writer._file = _CleaningFile(writer._file)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
