@@ -58,8 +58,12 @@ class Project:
             raise UsageError(f"folders must be a list of names, like ['tests'], not the string {folders!r}")
         self.path = Path(tempfile.mkdtemp(prefix=prefix))
         self._stopped = False
-        for folder in folders:
-            self._inside(folder).mkdir(parents=True, exist_ok=True)
+        try:
+            for folder in folders:
+                self._inside(folder).mkdir(parents=True, exist_ok=True)
+        except BaseException:  # a bad name: leave no folder behind
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
         sys.path.insert(0, str(self.path))
         atexit.register(self.stop)
 
