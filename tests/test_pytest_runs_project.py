@@ -101,6 +101,7 @@ def test_pytest_runs_a_child_pytest_in_the_folder_and_records_it(project: Projec
     assert sys.prefix not in done.output and "<venv>/site-packages/packaging/version.py" in done.output
     assert str(done).startswith("$ pytest -q --color=no tests/test_chat.py\n")
     assert str(done).endswith("\n(exit code 1)")
+    assert project.files() == ["pyproject.toml", "tests/test_chat.py"]  # the run's record file is not listed
     # A run that records nothing (pytest refuses its options) does not return the previous run's outcomes.
     refused = project.pytest("--no-such-option")
     assert refused.exit_code == 4 and refused.run.exit_code == 4 and refused.run.outcomes == {}

@@ -75,11 +75,10 @@ class Project:
         return target
 
     def files(self) -> list[str]:
-        """The project's files, relative to its folder, sorted (caches left out)."""
+        """The project's files, relative to its folder, sorted; caches and hidden files (the run record) left out."""
         self._check_open()
-        return sorted(
-            str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-        )
+        names = (p.relative_to(self.path) for p in self.path.rglob("*") if p.is_file())
+        return sorted(str(n) for n in names if not any(part.startswith((".", "__pycache__")) for part in n.parts))
 
     def pytest(self, *args: str, timeout: float = 60.0) -> CliRun:
         """Run `python -m pytest *args` in the project folder, in a child process, and record every test.
