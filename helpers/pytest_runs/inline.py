@@ -41,7 +41,7 @@ INLINE_OPTIONS = (
     "-p",
     "helpers.pytest_runs.record",
     "--clean-paths",
-    # pytest-asyncio warns when this is unset; "function" gives every test its own event loop.
+    # pytest-asyncio warns when this is unset; "function" gives each async fixture the loop of its test.
     "-o",
     "asyncio_default_fixture_loop_scope=function",
     # In a kernel the plugins are imported before pytest starts, so it cannot rewrite their asserts, and says so.
