@@ -10,7 +10,10 @@ One concept per module:
   thread with a time limit;
 - `django_env`: Django + Channels configured inside a kernel; logged-in clients;
 - `redis_server`: a throwaway redis-server on loopback for multi-process lessons;
+- `faults/` (relay, child_client): peers that go silent without closing: a TCP relay that freezes, cuts or
+  closes, and a `websockets` client in a child process that can be paused with SIGSTOP;
 - `fanout`: the recommended broadcast (bounded queue + writer task per client);
+- `resume`: a numbered broadcast with a bounded history, so a reconnecting client gets what it missed;
 - `demo_apps`: small example servers (echo, a FanOut chat) used by tests and benchmarks;
 - `chat_connection`: one chat client's connection, thread and messages, without widgets; `widgets`: its view,
   the chat widgets; `classroom`: the classroom server;
@@ -19,6 +22,8 @@ One concept per module:
   `slow_clients`: the never-reading client those experiments and the challenges use;
   `challenges`: checked coding challenges;
 - `summary`: a lesson's Summary table, each row checked by the notebook's code;
+- `pytest_runs/` (record, inline, project): a learner's own tests run in the kernel with ipytest or as a
+  child `pytest`, each test's outcome recorded for the notebook to check;
 - `usage`: argument checks whose errors say what to pass instead.
 
 Every module lists its public names in `__all__`; the notebooks use only those (tests/test_public_names.py).
