@@ -15,6 +15,10 @@ How it behaves:
   `ws://127.0.0.1:8000/chat/{name}` or `ws://.../chat?code=XYZ&name={name}`.
 - The status line says what happened in words: `open`, `closed by server: 4403 'wrong join code'`,
   `rejected: HTTP 403`, `failed: connection refused ...`.
+- `ChatClient(..., reconnect=True)` reopens a connection lost to a server restart or a network fault, with
+  backoff, and says so: `reconnecting in 0.5 s (attempt 1): closed by server: 1012`, then
+  `open (reconnected, attempt 1)` (the rules are ChatConnection's, in helpers.chat_connection). While it
+  reconnects the status is amber like connecting, and Disconnect stops it.
 - Messages are shown as text: HTML in a message is escaped, never rendered. The log keeps only the
   last `max_messages` messages, so a long session cannot grow the notebook.
 - The same object has a programmatic API for notebooks and tests: `connect()`, `send(text)`,
@@ -35,6 +39,9 @@ from ipywidgets.widgets.widget_string import HTMLStyle, TextStyle
 from helpers.chat_connection import (
     ACTIVE,
     MAX_MESSAGES,
+    MAX_RECONNECT_DELAY,
+    RECONNECT_ATTEMPTS,
+    RECONNECT_DELAY,
     ChatClientError,
     ChatConnection,
     Message,
@@ -52,6 +59,7 @@ _COLOURS: dict[State, str] = {
     "idle": "#666",
     "connecting": "#b36b00",
     "open": "#1a7f37",
+    "reconnecting": "#b36b00",  # on its way back, like connecting: not an end (red) yet
     "closing": "#b36b00",
     "closed": "#666",
     "rejected": "#c62828",
@@ -170,7 +178,10 @@ class _ChatView:
 
 
 class ChatClient(widgets.VBox):
-    """One chat participant shown as a widget: a view of a ChatConnection, which runs on a background thread."""
+    """One chat participant shown as a widget: a view of a ChatConnection, which runs on a background thread.
+
+    `reconnect`, `max_attempts`, `reconnect_delay` and `max_reconnect_delay` go to the ChatConnection as they are.
+    """
 
     def __init__(
         self,
@@ -179,10 +190,23 @@ class ChatClient(widgets.VBox):
         *,
         max_messages: int = MAX_MESSAGES,
         open_timeout: float = OPEN_TIMEOUT,
+        reconnect: bool = False,
+        max_attempts: int = RECONNECT_ATTEMPTS,
+        reconnect_delay: float = RECONNECT_DELAY,
+        max_reconnect_delay: float = MAX_RECONNECT_DELAY,
         width: str = "330px",
         log_height: str = "180px",
     ) -> None:
-        self._connection = ChatConnection(url, name, max_messages=max_messages, open_timeout=open_timeout)
+        self._connection = ChatConnection(
+            url,
+            name,
+            max_messages=max_messages,
+            open_timeout=open_timeout,
+            reconnect=reconnect,
+            max_attempts=max_attempts,
+            reconnect_delay=reconnect_delay,
+            max_reconnect_delay=max_reconnect_delay,
+        )
         self._closed = False
         self._view = view = _ChatView(self._connection, log_height)
         super().__init__(
@@ -233,7 +257,7 @@ class ChatClient(widgets.VBox):
 
     @property
     def state(self) -> State:
-        """One word: idle, connecting, open, closing, closed, rejected or failed."""
+        """One word: idle, connecting, open, reconnecting, closing, closed, rejected or failed."""
         return self._connection.state
 
     @property
@@ -295,11 +319,11 @@ class ChatClient(widgets.VBox):
         return self._connection.wait_for(what, timeout)
 
     def wait_closed(self, timeout: float = WAIT_TIMEOUT) -> str:
-        """Wait until the connection has ended (closed, rejected or failed) and return the status line."""
+        """Wait until the connection has ended (closed, rejected, failed; not while reconnecting); return the status."""
         return self._connection.wait_closed(timeout)
 
     def disconnect(self, code: int = 1000, reason: str = "", *, timeout: float = CLOSE_TIMEOUT + 1.0) -> str:
-        """Close the connection (or stop a connection attempt) and wait for its thread; returns the status."""
+        """Close the connection (or stop a connection attempt or a wait to reconnect) and wait for its thread."""
         return self._connection.disconnect(code, reason, timeout=timeout)
 
     def close(self) -> None:

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from helpers.chat_connection import ChatClientError, ChatConnection, as_text, plural
+from helpers.chat_connection import (
+    MAX_RECONNECT_DELAY,
+    RECONNECT_DELAY,
+    ChatClientError,
+    ChatConnection,
+    as_text,
+    backoff_delay,
+    plural,
+)
 from helpers.fanout import FanOut
 from helpers.servers import ThreadServer, free_port, serve
 from helpers.usage import UsageError
@@ -21,9 +32,14 @@ from tests.support import ROOT, Snapshot
 pytestmark = pytest.mark.timeout(30)
 
 
+REFUSED = "failed: connection refused (is the server running at that address and port?)"
+
+
 def chat_app() -> Starlette:
-    """A FanOut chat at /chat/{name}, plus endpoints that refuse, close, count, send bytes, crash and never answer."""
+    """A FanOut chat at /chat/{name}, plus endpoints that refuse, close, count, send bytes, crash, never answer, and
+    answer each new connection with the next step of a script (/scripted)."""
     hub = FanOut()
+    connections: dict[str, int] = {}  # /scripted's query -> how many connections it has had
 
     async def chat(websocket: WebSocket) -> None:
         name = websocket.path_params["name"]
@@ -60,6 +76,29 @@ def chat_app() -> Starlette:
         await websocket.accept()
         await websocket.send_text({"not": "text"})  # type: ignore[arg-type]  # AttributeError: no close frame
 
+    async def scripted(websocket: WebSocket) -> None:
+        # /scripted?steps=1012:service%20restart,403,open: connection n does step n (after the last, the last again):
+        # "403" refuses before accept, "silent" never answers, "open" sends "connection n" and echoes; a close code
+        # (with ":reason") accepts, sends "connection n" and closes with it.
+        query = websocket.url.query
+        number = connections[query] = connections.get(query, 0) + 1
+        steps = websocket.query_params["steps"].split(",")
+        step = steps[min(number, len(steps)) - 1]
+        if step == "403":
+            await websocket.close()
+            return
+        if step == "silent":
+            await silent(websocket)
+            return
+        await websocket.accept()
+        await websocket.send_text(f"connection {number}")
+        if step == "open":
+            async for text in websocket.iter_text():
+                await websocket.send_text(f"echo: {text}")
+            return
+        code, _, reason = step.partition(":")
+        await websocket.close(int(code), reason)
+
     return Starlette(
         routes=[
             WebSocketRoute("/chat/{name}", chat),
@@ -69,6 +108,7 @@ def chat_app() -> Starlette:
             WebSocketRoute("/silent", silent),
             WebSocketRoute("/binary", binary),
             WebSocketRoute("/crash", crash),
+            WebSocketRoute("/scripted", scripted),
         ]
     )
 
@@ -77,6 +117,27 @@ def chat_app() -> Starlette:
 def server(no_leaks: Snapshot) -> Iterator[ThreadServer]:
     with serve(chat_app(), name="test-chat-connection") as running:
         yield running
+
+
+def statuses(connection: ChatConnection) -> list[str]:
+    """Every status line `connection` shows from now on, in order (a list its subscriber appends to)."""
+    seen: list[str] = []
+    connection.on_change(lambda what: seen.append(connection.status) if what == "status" else None)
+    return seen
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll `condition` until it holds; fail the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s"
+        time.sleep(0.01)
+
+
+def quick(url: str, name: str = "ada", **options: Any) -> ChatConnection:
+    """A ChatConnection that reconnects after 0.01 s, 0.02 s, 0.04 s (the cap), at most 3 times unless told."""
+    settings: dict[str, Any] = {"reconnect": True, "reconnect_delay": 0.01, "max_reconnect_delay": 0.04}
+    return ChatConnection(url, name, **{**settings, "max_attempts": 3, **options})
 
 
 @pytest.fixture
@@ -266,9 +327,217 @@ def test_binary_messages_are_kept_as_bytes_and_shown_as_their_size(server: Threa
         ({"name": ""}, "name is empty"),
         ({"max_messages": 0}, "max_messages must be at least 1"),
         ({"open_timeout": -1}, "open_timeout must be above zero"),
+        ({"reconnect": "yes"}, "reconnect must be True or False, not str"),
+        ({"max_attempts": 0}, "max_attempts must be at least 1"),
+        ({"reconnect_delay": 0}, "reconnect_delay must be above zero"),
+        ({"max_reconnect_delay": -1}, "max_reconnect_delay must be above zero"),
+        ({"reconnect_delay": 5}, r"reconnect_delay \(5 s\) is above max_reconnect_delay \(4 s\).*raise max_reconnect"),
     ],
 )
 def test_a_connection_built_wrongly_says_what_to_pass(options: dict[str, object], message: str) -> None:
-    """ChatConnection with a non-text URL, an empty name, no room for messages or a negative timeout: UsageError."""
+    """ChatConnection with a non-text URL, an empty name, no room for messages, a bad timeout or retry: UsageError."""
     with pytest.raises(UsageError, match=message):
         ChatConnection(**options)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------------
+# reconnect=True
+
+
+def test_backoff_starts_at_half_a_second_doubles_and_stops_at_the_cap() -> None:
+    """backoff_delay: 0.5, 1, 2, 4, 4 s by default, and `first` doubling up to `cap` when given."""
+    assert (RECONNECT_DELAY, MAX_RECONNECT_DELAY) == (0.5, 4.0)
+    assert [backoff_delay(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert [backoff_delay(n, 0.01, 0.04) for n in range(1, 5)] == [0.01, 0.02, 0.04, 0.04]
+    with pytest.raises(UsageError, match="attempt must be at least 1"):
+        backoff_delay(0)
+
+
+def test_after_a_server_restart_on_the_same_port_it_reconnects_and_keeps_one_log(no_leaks: Snapshot) -> None:
+    """uvicorn's stop() closes with 1012; the connection retries (refused while down), reopens once the server is
+    served again on its port, says "open (reconnected, attempt n)", and old and new messages share one log."""
+    server = serve(chat_app(), name="test-chat-connection-restart")
+    restarted: ThreadServer | None = None
+    ada = quick(server.ws_url("/chat/{name}"), reconnect_delay=0.1, max_reconnect_delay=0.2, max_attempts=30)
+    seen = statuses(ada)
+    try:
+        assert ada.connect() == "open"
+        thread = ada.thread
+        ada.send("before")
+        ada.wait_for(2)
+        server.stop()
+        wait_until(lambda: REFUSED in ada.status)  # the server stays down until an attempt has been refused
+        assert seen[1:5] == [
+            "open",
+            "reconnecting in 0.1 s (attempt 1): closed by server: 1012",
+            "reconnecting… (attempt 1)",
+            f"reconnecting in 0.2 s (attempt 2): {REFUSED}",
+        ]
+        assert ada.state == "reconnecting" and ada.close_code == 1012
+        restarted = serve(chat_app(), name="test-chat-connection-restart", port=server.port)
+        ada.wait_for(3)  # the new server's "* ada joined"
+        assert re.fullmatch(r"open \(reconnected, attempt \d+\)", ada.status), ada.status
+        ada.send("after")
+        assert ada.wait_for(4) == ["* ada joined", "ada: before", "* ada joined", "ada: after"]
+        assert (ada.received, ada.state, ada.thread) == (4, "open", thread)
+    finally:
+        ada.close()
+        server.stop()
+        if restarted is not None:
+            restarted.stop()
+
+
+def test_each_restart_close_is_retried_with_doubling_delays_until_one_stays_open(server: ThreadServer) -> None:
+    """1012 with a reason, 1013, 1011 and 1001 are each retried after 0.01, 0.02, 0.04, 0.04 s; the fifth stays."""
+    steps = "1012:service%20restart,1013,1011,1001,open"
+    ada = quick(server.ws_url(f"/scripted?steps={steps}"), max_attempts=5)
+    seen = statuses(ada)
+    try:
+        ada.connect()
+        assert ada.wait_for(5) == [f"connection {n}" for n in range(1, 6)]
+        ada.send("still here")
+        ada.wait_for(6)
+        assert seen == [
+            "connecting…",
+            "open",
+            "reconnecting in 0.01 s (attempt 1): closed by server: 1012 'service restart'",
+            "reconnecting… (attempt 1)",
+            "open (reconnected, attempt 1)",
+            "reconnecting in 0.02 s (attempt 2): closed by server: 1013",
+            "reconnecting… (attempt 2)",
+            "open (reconnected, attempt 2)",
+            "reconnecting in 0.04 s (attempt 3): closed by server: 1011",
+            "reconnecting… (attempt 3)",
+            "open (reconnected, attempt 3)",
+            "reconnecting in 0.04 s (attempt 4): closed by server: 1001",
+            "reconnecting… (attempt 4)",
+            "open (reconnected, attempt 4)",
+        ]
+        assert (ada.messages[-1], ada.received) == ("echo: still here", 6)
+    finally:
+        ada.close()
+
+
+def test_it_gives_up_after_max_attempts_when_nothing_listens_any_more(no_leaks: Snapshot) -> None:
+    """Once the server is gone for good, three refused attempts (0.01, 0.02, 0.04 s apart) end in "gave up"."""
+    server = serve(chat_app(), name="test-chat-connection-gone")
+    ada = quick(server.ws_url("/chat/{name}"))
+    seen = statuses(ada)
+    try:
+        ada.connect()
+        server.stop()
+        assert ada.wait_closed(5) == f"gave up reconnecting after 3 attempts: {REFUSED}"
+        assert ada.state == "failed"
+        assert [line.split(" (")[0] for line in seen if line.startswith("reconnecting in")] == [
+            "reconnecting in 0.01 s",
+            "reconnecting in 0.02 s",
+            "reconnecting in 0.04 s",
+        ]
+    finally:
+        ada.close()
+        server.stop()
+
+
+def test_a_server_that_drops_every_connection_at_once_is_not_retried_for_ever(server: ThreadServer) -> None:
+    """1006 is retried, but a reconnection that ends within STABLE_AFTER counts on: gave up after max_attempts."""
+    ada = quick(server.ws_url("/crash"), max_attempts=2)
+    seen = statuses(ada)
+    try:
+        ada.connect()
+        dropped = "dropped: the connection ended without a close frame (1006)"
+        assert ada.wait_closed(5) == f"gave up reconnecting after 2 attempts: {dropped}"
+        assert (ada.state, ada.close_code) == ("closed", 1006)
+        assert [line for line in seen if line.startswith(("open", "reconnecting in"))] == [
+            "open",
+            f"reconnecting in 0.01 s (attempt 1): {dropped}",
+            "open (reconnected, attempt 1)",
+            f"reconnecting in 0.02 s (attempt 2): {dropped}",
+            "open (reconnected, attempt 2)",
+        ]
+    finally:
+        ada.close()
+
+
+def test_no_retry_after_a_normal_close_an_application_close_a_refusal_or_your_own_close(server: ThreadServer) -> None:
+    """1000 and 4403 from the server, an HTTP 403 on reattempt, a refused first attempt, and disconnect(1001) end it."""
+    normal = quick(server.ws_url("/scripted?steps=1000,open"))
+    application = quick(server.ws_url("/goodbye"))
+    then_refused = quick(server.ws_url("/scripted?steps=1012,403"))
+    first_refused = quick(server.ws_url("/refuse"))
+    nowhere = quick(f"ws://127.0.0.1:{free_port()}/chat/{{name}}")
+    mine = quick(server.ws_url("/chat/{name}"))
+    connections = (normal, application, then_refused, first_refused, nowhere, mine)
+    try:
+        normal.connect()
+        assert normal.wait_closed() == "closed by server: 1000"
+        application.connect()
+        assert application.wait_closed() == "closed by server: 4403 '<b>members</b> only'"
+        seen = statuses(then_refused)
+        then_refused.connect()
+        assert then_refused.wait_closed() == "rejected: HTTP 403"
+        assert seen[-3:] == [
+            "reconnecting in 0.01 s (attempt 1): closed by server: 1012",
+            "reconnecting… (attempt 1)",
+            "rejected: HTTP 403",
+        ]
+        assert first_refused.connect() == "rejected: HTTP 403"
+        assert nowhere.connect() == REFUSED
+        mine.connect()
+        assert mine.disconnect(1001) == "closed by you: 1001"
+        for connection in connections:  # nothing left retrying: every thread has ended
+            assert connection.thread is not None
+            connection.thread.join(1)
+            assert not connection.thread.is_alive() and connection.state in ("closed", "rejected", "failed")
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+def test_disconnect_or_close_during_a_wait_or_a_reattempt_stops_reconnecting_at_once(no_leaks: Snapshot) -> None:
+    """With 30 s to wait, disconnect() and close() return at once and say so; sending meanwhile says to wait; a
+    disconnect during a reattempt's handshake cancels it."""
+    server = serve(chat_app(), name="test-chat-connection-cancel")
+    slow = {"reconnect_delay": 30, "max_reconnect_delay": 30}
+    waiting = [quick(server.ws_url("/chat/{name}"), name, **slow) for name in ("ada", "bob")]
+    handshaking = quick(server.ws_url("/scripted?steps=1012,silent"), "cy", open_timeout=10)
+    try:
+        for connection in waiting:
+            connection.connect()
+        handshaking.connect()
+        wait_until(lambda: handshaking.status == "reconnecting… (attempt 1)")
+        assert handshaking.disconnect() == "closed: the connection attempt was cancelled"
+        server.stop()
+        ada, bob = waiting
+        wait_until(lambda: ada.state == bob.state == "reconnecting")
+        assert ada.status == "reconnecting in 30 s (attempt 1): closed by server: 1012"
+        with pytest.raises(
+            ChatClientError, match=r"ada is not connected \(reconnecting in 30 s .*wait until it is open"
+        ):
+            ada.send("hi")
+        started = time.monotonic()
+        assert ada.disconnect() == "closed: reconnecting was cancelled (closed by server: 1012)"
+        bob.close()
+        assert time.monotonic() - started < 1.0
+        assert bob.status == "closed: reconnecting was cancelled (closed by server: 1012)"
+        assert all(c.thread is not None and not c.thread.is_alive() for c in (ada, bob, handshaking))
+    finally:
+        for connection in (*waiting, handshaking):
+            connection.close()
+        server.stop()
+
+
+def test_without_reconnect_a_restart_close_ends_the_connection_as_before(server: ThreadServer) -> None:
+    """reconnect defaults to False: a 1012 close is the end, with the same three status lines as ever."""
+    ada = ChatConnection(server.ws_url("/scripted?steps=1012:service%20restart,open"), "ada")
+    seen = statuses(ada)
+    try:
+        assert ada.reconnect is False
+        ada.connect()
+        assert ada.wait_closed() == "closed by server: 1012 'service restart'"
+        assert ada.thread is not None
+        ada.thread.join(1)
+        assert not ada.thread.is_alive()
+        assert seen == ["connecting…", "open", "closed by server: 1012 'service restart'"]
+        assert ada.messages == ["connection 1"]
+    finally:
+        ada.close()

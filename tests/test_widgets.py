@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import html
 import time
+import typing
 from collections.abc import Iterator
 
 import pytest
 
+from helpers.chat_connection import State
 from helpers.servers import ThreadServer, serve
 from helpers.usage import UsageError
-from helpers.widgets import ChatClient, ChatClientError, ChatPanel
+from helpers.widgets import _COLOURS, ChatClient, ChatClientError, ChatPanel
 from tests.support import Snapshot
-from tests.test_chat_connection import chat_app, free_port  # the same test server as the connection's
+from tests.test_chat_connection import chat_app, free_port, wait_until  # the same test server as the connection's
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -262,6 +264,57 @@ def test_clients_keep_receiving_while_the_calling_thread_only_sleeps(panel: Chat
     assert cy.messages[-1] == "ada: while you sleep"
 
 
+def test_every_state_has_a_colour_and_reconnecting_is_amber_like_connecting() -> None:
+    """The status colours cover every State; "reconnecting" is on its way like "connecting", not an end in red."""
+    assert set(_COLOURS) == set(typing.get_args(State))
+    assert _COLOURS["reconnecting"] == _COLOURS["connecting"] != _COLOURS["failed"]
+
+
+def test_a_reconnecting_client_shows_the_wait_and_its_disconnect_button_stops_it(no_leaks: Snapshot) -> None:
+    """After its server stops, the header shows the wait in amber, Connect and Send are off, and Disconnect returns at
+    once and ends the wait."""
+    server = serve(chat_app(), name="test-widgets-reconnect")
+    url = server.ws_url("/chat/{name}")
+    client = ChatClient(url, "ada", reconnect=True, reconnect_delay=30, max_reconnect_delay=30)
+    try:
+        client.connect()
+        server.stop()
+        wait_until(lambda: client.state == "reconnecting")
+        view = client._view
+        waiting = "reconnecting in 30 s (attempt 1): closed by server: 1012"
+        assert f'<span style="color:#b36b00">● {waiting}</span>' in view.header.value
+        assert view.connect_button.disabled and view.send_button.disabled and not view.disconnect_button.disabled
+        assert repr(client) == "ChatClient('ada', reconnecting, 1 message)"
+        started = time.monotonic()
+        view.disconnect_button.click()
+        assert time.monotonic() - started < 0.5
+        assert client.wait_closed() == "closed: reconnecting was cancelled (closed by server: 1012)"
+        assert not view.connect_button.disabled and view.disconnect_button.disabled
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_a_chat_client_and_a_panel_pass_reconnect_on_and_show_the_reconnection(server: ThreadServer) -> None:
+    """reconnect= and the delays reach the ChatConnection, from a ChatClient or a ChatPanel; once back the header
+    says "open (reconnected, attempt 1)" in green, and the log holds both connections' messages."""
+    url = server.ws_url("/scripted?steps=1012,open")
+    client = ChatClient(url, "ada", reconnect=True, max_attempts=2, reconnect_delay=0.01, max_reconnect_delay=0.1)
+    panel = ChatPanel(url, ["bob"], reconnect=True)
+    try:
+        connection = client.connection
+        assert (connection.reconnect, connection.max_attempts, connection.reconnect_delay) == (True, 2, 0.01)
+        assert connection.max_reconnect_delay == 0.1 and panel["bob"].connection.reconnect is True
+        client.connect()
+        assert client.wait_for(2) == ["connection 1", "connection 2"]
+        assert client.status == "open (reconnected, attempt 1)"
+        assert '<span style="color:#1a7f37">● open (reconnected, attempt 1)</span>' in client._view.header.value
+        assert "connection 1<" in client.log_html and "connection 2<" in client.log_html
+    finally:
+        client.close()
+        panel.close()
+
+
 def test_clients_share_layout_and_style_models(panel: ChatPanel) -> None:
     """Layouts and styles are shared between clients, so each client adds only its own dozen widget models."""
     ada, bob = panel["ada"], panel["bob"]
@@ -290,10 +343,12 @@ def test_close_ends_threads_and_widgets_and_cannot_reconnect(server: ThreadServe
         ({"name": ""}, "name is empty"),
         ({"max_messages": 0}, "max_messages must be at least 1"),
         ({"open_timeout": -1}, "open_timeout must be above zero"),
+        ({"max_attempts": 0}, "max_attempts must be at least 1"),
+        ({"reconnect_delay": 5}, "reconnect_delay .* is above max_reconnect_delay"),
     ],
 )
 def test_a_chat_client_built_wrongly_says_what_to_pass(options: dict[str, object], message: str) -> None:
-    """ChatClient with a non-text URL, an empty name, no room for messages or a negative timeout raises UsageError."""
+    """ChatClient with a non-text URL, an empty name, no room for messages, a bad timeout or retry: UsageError."""
     with pytest.raises(UsageError, match=message):
         ChatClient(**options)  # type: ignore[arg-type]
 
