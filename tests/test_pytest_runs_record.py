@@ -164,6 +164,13 @@ def test_clean_paths_replaces_a_relative_path_that_climbs_to_the_venv(
     )
 
 
+def test_clean_paths_reads_relative_paths_from_the_folder_given_as_cwd(tmp_path: Path) -> None:
+    """Text written by a child in another folder has paths relative to that folder: cwd= makes them replaced."""
+    relative = os.path.relpath(sysconfig.get_paths()["purelib"], tmp_path)
+    text = f"{relative}/packaging/version.py:452: InvalidVersion"
+    assert clean_paths(text, cwd=tmp_path) == "<venv>/site-packages/packaging/version.py:452: InvalidVersion"
+
+
 def test_clean_paths_leaves_dots_in_prose_alone() -> None:
     """Run from a folder in the temp folder (as run_file does), ".." in a shortened message is not the temp folder."""
     with tempfile.TemporaryDirectory(prefix="ws-tests-") as folder, contextlib.chdir(folder):

@@ -100,7 +100,7 @@ class Project:
         except subprocess.TimeoutExpired as exc:
             raise ProjectError(f"pytest ran longer than {timeout} s; give each test a timeout") from exc
         run = Run.from_json(record.read_text()) if record.exists() else Run(exit_code=done.returncode)
-        output = clean_paths(done.stdout + done.stderr)
+        output = clean_paths(done.stdout + done.stderr, cwd=self.path)
         return CliRun(shlex.join(["pytest", *args]), done.returncode, output, run)
 
     def python(self, code: str, timeout: float = 30.0) -> CliRun:
@@ -116,7 +116,10 @@ class Project:
         except subprocess.TimeoutExpired as exc:
             raise ProjectError(f"the child ran longer than {timeout} s") from exc
         return CliRun(
-            "python -c ...", done.returncode, clean_paths(done.stdout + done.stderr), Run(exit_code=done.returncode)
+            "python -c ...",
+            done.returncode,
+            clean_paths(done.stdout + done.stderr, cwd=self.path),
+            Run(exit_code=done.returncode),
         )
 
     def stop(self) -> None:

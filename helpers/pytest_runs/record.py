@@ -92,11 +92,11 @@ class Run:
         return run
 
 
-def _path_names() -> list[tuple[str, str]]:
+def _path_names(cwd: str | None = None) -> list[tuple[str, str]]:
     """(prefix, placeholder) pairs, longest first, for the places a traceback or repr can name.
 
-    Each place is listed absolute and relative to the working folder, since pytest prints a file's path
-    relative to where it runs when that is shorter (`../.venv/lib/...`)."""
+    Each place is listed absolute and relative to `cwd` (default: the working folder), since pytest prints a
+    file's path relative to the folder it runs in when that is shorter (`../.venv/lib/...`)."""
     places = {
         sysconfig.get_paths()["purelib"]: "<venv>/site-packages",
         sys.prefix: "<venv>",
@@ -106,7 +106,7 @@ def _path_names() -> list[tuple[str, str]]:
     }
     names = dict(places)
     for place, placeholder in places.items():
-        relative = os.path.relpath(place)
+        relative = os.path.relpath(place, cwd)
         # Only a path that climbs out and names something: a place inside the working folder is the
         # project's own, and a bare "../.." would match every "..".
         if relative.startswith("..") and set(relative.split(os.sep)) != {".."}:
@@ -114,9 +114,12 @@ def _path_names() -> list[tuple[str, str]]:
     return sorted(names.items(), key=lambda item: -len(item[0]))
 
 
-def clean_paths(text: str) -> str:
-    """`text` with the interpreter's, the venv's and the temp folder's paths replaced by placeholders."""
-    for prefix, placeholder in _path_names():
+def clean_paths(text: str, cwd: str | os.PathLike[str] | None = None) -> str:
+    """`text` with the interpreter's, the venv's and the temp folder's paths replaced by placeholders.
+
+    `cwd` is the folder the text's relative paths start from: the working folder of the process that wrote it
+    (default: this one's)."""
+    for prefix, placeholder in _path_names(None if cwd is None else os.fspath(cwd)):
         text = text.replace(prefix, placeholder)
     return re.sub(r"<tmp>/[A-Za-z0-9_.-]+", "<tmp>", text)
 
