@@ -63,11 +63,13 @@ __all__ = [
     "free_port",
     "listen_socket",
     "make_config",
+    "netloc",
     "running_servers",
     "serve",
     "serve_on_loop",
     "serve_process",
     "stop_all",
+    "ws_url_for",
 ]
 
 T = TypeVar("T")
@@ -182,6 +184,21 @@ def _display_host(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
+def netloc(host: str, port: int) -> str:
+    """`host:port` as a URL writes it: a wildcard host as loopback, an IPv6 address in brackets."""
+    host = _display_host(host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def ws_url_for(host: str, port: int, path: str = "/") -> str:
+    """The ws:// address of `path` at host:port (a leading slash is added if missing); a whole URL is refused."""
+    if not isinstance(path, str):
+        raise UsageTypeError(f"path must be a str such as '/chat', not {type(path).__name__}")
+    if "://" in path:
+        raise UsageError(f"path {path!r} is a whole URL; pass only the path, such as '/chat'")
+    return f"ws://{netloc(host, port)}{path if path.startswith('/') else '/' + path}"
+
+
 def make_config(
     app: Any,
     log_level: str,
@@ -246,22 +263,11 @@ class _Server:
 
     @property
     def url(self) -> str:
-        return f"http://{self._netloc}"
+        return f"http://{netloc(self.host, self.port)}"
 
     def ws_url(self, path: str = "/") -> str:
         """The ws:// address of `path` on this server (a leading slash is added if missing)."""
-        if not isinstance(path, str):
-            raise UsageTypeError(f"path must be a str such as '/chat', not {type(path).__name__}")
-        if "://" in path:
-            raise UsageError(f"path {path!r} is a whole URL; pass only the path, such as '/chat'")
-        if not path.startswith("/"):
-            path = "/" + path
-        return f"ws://{self._netloc}{path}"
-
-    @property
-    def _netloc(self) -> str:
-        host = _display_host(self.host)
-        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        return ws_url_for(self.host, self.port, path)
 
     @property
     def running(self) -> bool:

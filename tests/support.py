@@ -14,12 +14,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
 __all__ = [
     "IN_CI",
     "ROOT",
+    "Seen",
     "Snapshot",
     "assert_back_to",
     "child_pids",
@@ -132,3 +134,21 @@ def assert_back_to(before: Snapshot, timeout: float = 3.0) -> None:
     assert now.fds <= before.fds, f"fds leaked: {before.fds} -> {now.fds}"
     assert now.ports <= before.ports, f"ports still listening: {sorted(now.ports - before.ports)}"
     assert now.children <= before.children, f"child processes left: {sorted(now.children - before.children)}"
+
+
+class Seen:
+    """What a test server's app saw, in order: ("text", message) per message, ("disconnect", code) when a client left.
+
+    Thread-safe: the app runs on a server thread while the test reads."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def add(self, kind: str, value: Any) -> None:
+        with self.lock:
+            self.events.append((kind, value))
+
+    def of(self, kind: str) -> list[Any]:
+        with self.lock:
+            return [value for k, value in self.events if k == kind]

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,25 +21,9 @@ from helpers.faults.child_client import ChildClientError, start_child_client
 from helpers.faults.relay import start_relay
 from helpers.servers import ThreadServer, serve
 from helpers.usage import UsageError, UsageTypeError
-from tests.support import ROOT, Snapshot, child_pids
+from tests.support import ROOT, Seen, Snapshot, child_pids
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class Seen:
-    """What the server's app saw: ("text", message) per message, ("disconnect", code) when the client left."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def add(self, kind: str, value: Any) -> None:
-        with self.lock:
-            self.events.append((kind, value))
-
-    def of(self, kind: str) -> list[Any]:
-        with self.lock:
-            return [value for k, value in self.events if k == kind]
 
 
 def app(seen: Seen, late: float | None = None) -> Starlette:

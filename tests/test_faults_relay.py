@@ -6,7 +6,6 @@ import asyncio
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,27 +19,11 @@ from helpers.clients import connect
 from helpers.faults.relay import Relay, RelayStats, RelayUsageError, start_relay
 from helpers.servers import ThreadServer, serve
 from helpers.usage import UsageError, UsageTypeError
-from tests.support import ROOT, Snapshot
+from tests.support import ROOT, Seen, Snapshot
 
 pytestmark = pytest.mark.timeout(30)
 
 QUIET = 0.3  # how long "nothing arrives" is watched for
-
-
-class Seen:
-    """What the server's app saw, in order: ("text", t) per message, ("disconnect", code) when a client left."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def add(self, kind: str, value: Any) -> None:
-        with self.lock:
-            self.events.append((kind, value))
-
-    def of(self, kind: str) -> list[Any]:
-        with self.lock:
-            return [value for k, value in self.events if k == kind]
 
 
 def echo_app(seen: Seen) -> Starlette:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TypeVar, cast
 
 from helpers import loops
-from helpers.servers import DEFAULT_HOST, listen_socket
+from helpers.servers import DEFAULT_HOST, listen_socket, netloc, ws_url_for
 from helpers.usage import UsageError, UsageTypeError, check_choice, check_port, check_positive, check_text
 
 __all__ = [
@@ -301,20 +301,11 @@ class Relay:
 
     @property
     def url(self) -> str:
-        return f"http://{self._netloc}"
+        return f"http://{netloc(self.host, self.port)}"
 
     def ws_url(self, path: str = "/") -> str:
         """The ws:// address of `path` through this relay (a leading slash is added if missing)."""
-        if not isinstance(path, str):
-            raise UsageTypeError(f"path must be a str such as '/chat', not {type(path).__name__}")
-        if "://" in path:
-            raise UsageError(f"path {path!r} is a whole URL; pass only the path, such as '/chat'")
-        return f"ws://{self._netloc}{path if path.startswith('/') else '/' + path}"
-
-    @property
-    def _netloc(self) -> str:
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
-        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        return ws_url_for(self.host, self.port, path)
 
     def freeze(self, direction: str = "both") -> None:
         """Stop reading the socket(s) of `direction` ("both", "to_server", "to_client"); nothing is closed."""
