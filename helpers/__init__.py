@@ -10,6 +10,7 @@ One concept per module:
   thread with a time limit;
 - `django_env`: Django + Channels configured inside a kernel; logged-in clients;
 - `redis_server`: a throwaway redis-server on loopback for multi-process lessons;
+- `nginx`: a throwaway nginx on loopback in front of the lesson's servers (lesson 16: a real reverse proxy);
 - `faults/` (relay, child_client): peers that go silent without closing: a TCP relay that freezes, cuts or
   closes, and a `websockets` client in a child process that can be paused with SIGSTOP;
 - `fanout`: the recommended broadcast (bounded queue + writer task per client);
