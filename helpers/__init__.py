@@ -9,6 +9,7 @@ One concept per module:
 - `loops`: which event loop is this, crossing between loops safely, and the one way to run work on a worker
   thread with a time limit;
 - `django_env`: Django + Channels configured inside a kernel; logged-in clients;
+- `spawn`: child processes that die with this one (started from one lasting thread);
 - `redis_server`: a throwaway redis-server on loopback for multi-process lessons;
 - `nginx`: a throwaway nginx on loopback in front of the lesson's servers (lesson 16: a real reverse proxy);
 - `faults/` (relay, child_client): peers that go silent without closing: a TCP relay that freezes, cuts or

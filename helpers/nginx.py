@@ -31,8 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers.redis_server import _spawn  # the one lasting spawner thread: its children die with this process
 from helpers.servers import DEFAULT_HOST, free_port, netloc, ws_url_for
+from helpers.spawn import spawn
 from helpers.usage import UsageError, UsageTypeError, check_choice, check_port, check_positive, check_text
 
 __all__ = [
@@ -448,7 +448,7 @@ def _launch(binary: str, config_for: Callable[[int], str], tls: bool, ready_time
         (folder / "nginx.conf").write_text(config_text)
         command = [binary, "-p", f"{folder}/", "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log")]
         with open(folder / "stderr.log", "wb") as log:
-            process = _spawn(command, log)
+            process = spawn(command, stdout=log, stderr=subprocess.STDOUT)
         handle = Nginx(port, process, folder, config_text, tls=tls, name=name)
         ready = _wait_ready(handle, ready_timeout)
         if ready:

@@ -9,14 +9,11 @@ never touching a system Redis) and stops it when the interpreter exits. Without 
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from helpers.servers import free_port
+from helpers.spawn import spawn
 from helpers.usage import check_positive
 
 __all__ = [
@@ -61,28 +59,9 @@ def ping(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: have the kernel send SIGTERM to redis-server if this (parent) process dies.
-
-    The kernel ties this to the *thread* that forked, so the child must be started by a thread that lives as
-    long as the process (`_spawn`), never by a short-lived worker (an evidence run, a quiz's Show me).
-    """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-_spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-spawner")
-_spawner.submit(int).result()  # start its thread now, at import, so it is there before anything counts threads
-
-
 def _spawn(command: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-    """Start redis-server from the one lasting spawner thread, whatever thread asks (see `_die_with_parent`)."""
-    return _spawner.submit(
-        subprocess.Popen, command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
-    ).result()
+    """Start redis-server so that it dies with this process (`helpers.spawn`), its output to `log`."""
+    return spawn(command, stdout=log, stderr=subprocess.STDOUT)
 
 
 @dataclass

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import concurrent.futures
 import contextlib
 import json
 import os
@@ -36,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from helpers.spawn import spawn
 from helpers.usage import UsageTypeError, check_positive, check_ws_url
 
 __all__ = [
@@ -137,24 +137,6 @@ def main(argv: list[str] | None = None) -> int:
 # the parent's side
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the kernel SIGKILLs the child when the thread that forked it ends (see `_spawn`).
-
-    SIGKILL, because a paused (stopped) child would never act on SIGTERM or on its stdin closing.
-    """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-# The kernel ties PR_SET_PDEATHSIG to the thread that forks, so children are started by this one lasting thread,
-# never by a short-lived worker (an evidence run, a quiz's Show me), whose end would kill them.
-_spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="child-client-spawner")
-_spawner.submit(int).result()  # its thread starts now, at import, before anything counts threads
-
-
 def _command(url: str, hello: str | None, ping_interval: float | None, ping_timeout: float | None) -> list[str]:
     command = [sys.executable, "-m", "helpers.faults.child_client", url]
     command += ["--ping-interval", "none" if ping_interval is None else repr(ping_interval)]
@@ -164,19 +146,14 @@ def _command(url: str, hello: str | None, ping_interval: float | None, ping_time
 
 
 def _spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start the child from the spawner thread, stdout and stderr to `log_path`, the repository importable."""
+    """Start the child (it dies with this process: `helpers.spawn`), its output to `log_path`, the repo importable."""
     paths = [str(_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), PYTHONUNBUFFERED="1")
     with log_path.open("wb") as log:
-        return _spawner.submit(
-            subprocess.Popen,
-            command,
-            stdin=subprocess.PIPE,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            preexec_fn=_die_with_parent,
-        ).result()
+        # SIGKILL when this process dies: a paused (stopped) child would never act on SIGTERM or on its stdin closing.
+        return spawn(
+            command, death_signal=signal.SIGKILL, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
 
 
 def _process_state(pid: int) -> str:

@@ -1,0 +1,68 @@
+"""Tests for helpers.spawn: children started from one lasting thread, which die with the process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from helpers.spawn import spawn
+from tests.support import ROOT
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(30)"]
+
+
+def _gone(pid: int, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().split(")")[-1].split()[0] == "Z":  # a zombie has ended; its parent has not reaped it
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_child_started_from_a_short_lived_thread_outlives_that_thread() -> None:
+    """The thread that asks for a child may end at once: the child, forked by the spawner thread, keeps running."""
+    started: list[subprocess.Popen[bytes]] = []
+    worker = threading.Thread(target=lambda: started.append(spawn(SLEEPER)))
+    worker.start()
+    worker.join(5)
+    child = started[0]
+    try:
+        time.sleep(0.3)
+        assert child.poll() is None
+    finally:
+        child.kill()
+        child.wait(5)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+@pytest.mark.parametrize("death_signal", [signal.SIGTERM, signal.SIGKILL])
+def test_a_child_gets_its_death_signal_when_the_parent_process_dies(death_signal: int) -> None:
+    """A parent that spawns a sleeper and then dies at once takes the sleeper with it."""
+    parent = textwrap.dedent(
+        f"""
+        import os, sys
+        from helpers.spawn import spawn
+        child = spawn({SLEEPER!r}, death_signal={int(death_signal)})
+        print(child.pid, flush=True)
+        os._exit(0)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", parent], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    pid = int(done.stdout.strip())
+    try:
+        assert _gone(pid), f"the child {pid} outlived its parent"
+    finally:
+        if not _gone(pid, within=0):
+            os.kill(pid, signal.SIGKILL)
