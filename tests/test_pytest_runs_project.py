@@ -169,3 +169,9 @@ def test_a_project_used_as_a_context_manager_stops_at_the_end() -> None:
         folder = project.path
         assert folder.is_dir()
     assert not folder.exists() and str(folder) not in sys.path
+
+
+def test_the_cell_magic_needs_ipython(project: Project) -> None:
+    """Outside IPython, register_cell_magic() refuses and says to call write() instead."""
+    with pytest.raises(ProjectError, match="call write"):
+        project.register_cell_magic()

@@ -74,6 +74,25 @@ class Project:
         target.write_text(text)
         return target
 
+    def register_cell_magic(self, magic: str = "project_file") -> str:
+        """Make `%%project_file NAME` (in IPython) write the cell's text to NAME in this project.
+
+        Unlike `%%writefile`, it names the file relative to the project, so a stored output shows no machine
+        path: it prints `wrote NAME (N lines)`. Registering again points the magic at the newest project."""
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None:
+            raise ProjectError("register_cell_magic() needs IPython (a notebook); elsewhere call write(name, text)")
+
+        def project_file(line: str, cell: str) -> None:
+            name = line.strip()
+            self.write(name, cell if cell.endswith("\n") else cell + "\n")
+            print(f"wrote {name} ({len(cell.splitlines())} lines)")
+
+        shell.register_magic_function(project_file, "cell", magic)
+        return f"%%{magic}"
+
     def files(self) -> list[str]:
         """The project's files, relative to its folder, sorted; caches and hidden files (the run record) left out."""
         self._check_open()
@@ -94,13 +113,10 @@ class Project:
         record = self.path / ".record.json"
         record.unlink(missing_ok=True)
         hidden = ["-p", "no:cacheprovider", "-p", RECORD, f"--record-json={record}"]  # not what a learner types
-        command = [sys.executable, "-m", "pytest", *hidden, *args]
-        try:
-            done = subprocess.run(command, cwd=self.path, capture_output=True, text=True, timeout=timeout, env=_env())
-        except subprocess.TimeoutExpired as exc:
-            raise ProjectError(f"pytest ran longer than {timeout} s; give each test a timeout") from exc
+        done, output = self._child(
+            ["-m", "pytest", *hidden, *args], timeout, f"pytest ran longer than {timeout} s; give each test a timeout"
+        )
         run = Run.from_json(record.read_text()) if record.exists() else Run(exit_code=done.returncode)
-        output = clean_paths(done.stdout + done.stderr, cwd=self.path)
         return CliRun(shlex.join(["pytest", *args]), done.returncode, output, run)
 
     def python(self, code: str, timeout: float = 30.0) -> CliRun:
@@ -109,18 +125,20 @@ class Project:
         timeout = check_positive(timeout, "timeout")
         if not isinstance(code, str):
             raise UsageError(f"code must be Python source text, not {type(code).__name__}")
+        done, output = self._child(["-c", code], timeout, f"the child ran longer than {timeout} s")
+        return CliRun("python -c ...", done.returncode, output, Run(exit_code=done.returncode))
+
+    def _child(
+        self, arguments: list[str], timeout: float, too_long: str
+    ) -> tuple[subprocess.CompletedProcess[str], str]:
+        """Run this interpreter with `arguments` in the project folder: the result, and its output paths cleaned."""
         try:
             done = subprocess.run(
-                [sys.executable, "-c", code], cwd=self.path, capture_output=True, text=True, timeout=timeout, env=_env()
+                [sys.executable, *arguments], cwd=self.path, capture_output=True, text=True, timeout=timeout, env=_env()
             )
         except subprocess.TimeoutExpired as exc:
-            raise ProjectError(f"the child ran longer than {timeout} s") from exc
-        return CliRun(
-            "python -c ...",
-            done.returncode,
-            clean_paths(done.stdout + done.stderr, cwd=self.path),
-            Run(exit_code=done.returncode),
-        )
+            raise ProjectError(too_long) from exc
+        return done, clean_paths(done.stdout + done.stderr, cwd=self.path)
 
     def stop(self) -> None:
         """Take the folder off sys.path, forget the modules imported from it, delete it. Safe to call twice."""
