@@ -69,11 +69,16 @@ def test_use_ipytest_wants_a_bool(value: object, autoconfig_calls: list[dict[str
 
 
 def test_the_options_read_no_config_file_and_load_only_the_lessons_plugins() -> None:
-    """INLINE_OPTIONS: `-c` the null device, no plugin autoload, record with --clean-paths, pytest-asyncio."""
+    """INLINE_OPTIONS: `-c` the null device, no plugin autoload, record with --clean-paths, pytest-asyncio, terminal."""
     options = INLINE_OPTIONS
     assert options[options.index("-c") + 1] == os.devnull
     assert "--disable-plugin-autoload" in options and "--clean-paths" in options
-    assert plugins(options) == ["no:cacheprovider", "pytest_asyncio.plugin", "helpers.pytest_runs.record"]
+    assert plugins(options) == [
+        "no:cacheprovider",
+        "pytest_asyncio.plugin",
+        "helpers.pytest_runs.record",
+        "helpers.pytest_runs.terminal",
+    ]
 
 
 def test_use_ipytest_on_the_kernels_thread_loads_pytest_timeout(autoconfig_calls: list[dict[str, Any]]) -> None:

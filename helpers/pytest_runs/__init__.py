@@ -2,7 +2,8 @@
 
 - `record`: a pytest plugin that keeps each test's outcome, so the notebook can assert what a run showed;
 - `inline`: the ipytest settings the lessons use, on the kernel's thread or on a thread of its own;
-- `project`: a throwaway project folder (app + tests + config) run by a real `pytest` command.
+- `project`: a throwaway project folder (app + tests + config) run by a real `pytest` command;
+- `terminal`: the width and the non-CI mode every such run sees, so stored outputs match everywhere.
 """
 
 __all__: list[str] = []

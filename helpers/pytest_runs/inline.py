@@ -41,6 +41,9 @@ INLINE_OPTIONS = (
     "-p",
     "helpers.pytest_runs.record",
     "--clean-paths",
+    # The same terminal width and no CI mode on every machine, so the stored output matches in CI too.
+    "-p",
+    "helpers.pytest_runs.terminal",
     # pytest-asyncio warns when this is unset; "function" gives each async fixture the loop of its test.
     "-o",
     "asyncio_default_fixture_loop_scope=function",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.pytest_runs.record import Run, clean_paths
+from helpers.pytest_runs.terminal import terminal_env
 from helpers.usage import UsageError, check_positive
 
 __all__ = ["CliRun", "Project", "ProjectError"]
@@ -44,8 +45,8 @@ class CliRun:
 
 
 def _env() -> dict[str, str]:
-    # A fixed width, so pytest's lines wrap the same on every machine; no .pyc files in the project folder.
-    return {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "100"}
+    # The lesson's terminal (lines cut the same on every machine, CI or not); no .pyc files in the project folder.
+    return {**terminal_env(os.environ), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 class Project:
