@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 
 import pytest
 
@@ -23,28 +23,35 @@ TERMINAL_COLUMNS = 100
 CI_VARIABLES = ("CI", "BUILD_NUMBER")
 
 
+# What a lesson's run sees of each variable it fixes; None: unset.
+_FIXED: dict[str, str | None] = {**dict.fromkeys(CI_VARIABLES), "COLUMNS": str(TERMINAL_COLUMNS)}
+
+
+def _apply(env: MutableMapping[str, str], values: Mapping[str, str | None]) -> None:
+    """Set each name in `env` to its value in `values`, or remove it where that is None."""
+    for name, value in values.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+
+
 def terminal_env(base: Mapping[str, str]) -> dict[str, str]:
     """`base` with `COLUMNS` fixed and the variables that make pytest print as on CI removed."""
-    env = {name: value for name, value in base.items() if name not in CI_VARIABLES}
-    env["COLUMNS"] = str(TERMINAL_COLUMNS)
+    env = dict(base)
+    _apply(env, _FIXED)
     return env
 
 
 @contextlib.contextmanager
 def lesson_terminal() -> Iterator[None]:
     """Within the block this process's environment is `terminal_env(os.environ)`; restored after."""
-    saved = {name: os.environ.get(name) for name in (*CI_VARIABLES, "COLUMNS")}
+    saved = {name: os.environ.get(name) for name in _FIXED}
     try:
-        for name in CI_VARIABLES:
-            os.environ.pop(name, None)
-        os.environ["COLUMNS"] = str(TERMINAL_COLUMNS)
+        _apply(os.environ, _FIXED)
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _apply(os.environ, saved)
 
 
 _RESTORE = pytest.StashKey[contextlib.ExitStack]()
