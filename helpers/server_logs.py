@@ -64,6 +64,24 @@ class ServerLog:
     def clear(self) -> None:
         self.records.clear()
 
+    def loop_exception_handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        """Keep an asyncio report about this server's loop ("Task exception was never retrieved") as a record.
+
+        Installed with `loop.set_exception_handler`. Such a report often comes from a finalizer, at a
+        garbage collection long after the server stopped and inside whatever code is running then. The
+        default handler formats a traceback there, and on Python 3.11 a traceback formatted during a GC
+        inside `ast.parse` breaks that parse (SystemError: AST constructor recursion depth mismatch). Here
+        nothing is formatted: the record keeps the exception, and `errors` shows it as 'Type: message'.
+        """
+        exception = context.get("exception")
+        exc_info = (
+            (type(exception), exception, exception.__traceback__) if isinstance(exception, BaseException) else None
+        )
+        record = logging.LogRecord(
+            "asyncio", logging.ERROR, __file__, 0, str(context.get("message", "")), None, exc_info
+        )
+        self.add(record)
+
 
 Matcher = Callable[[logging.LogRecord], bool]
 

@@ -515,6 +515,7 @@ def serve(
     log = server_logs.ServerLog(echo=echo_logs)
     router = server_logs.install()
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(log.loop_exception_handler)
     loops.label_loop(loop, f"server {name!r} loop")
     failure: list[BaseException] = []
 

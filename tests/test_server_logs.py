@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 import time
@@ -156,6 +157,19 @@ def test_an_asyncio_record_no_server_claims_passes_the_filter(no_leaks: Snapshot
         assert server.log.lines == []
 
 
+def test_an_asyncio_report_becomes_a_record_with_nothing_formatted() -> None:
+    """loop_exception_handler keeps asyncio's report as one ERROR record, the exception unformatted, shown as a line."""
+    log = ServerLog()
+    loop = asyncio.new_event_loop()
+    try:
+        log.loop_exception_handler(loop, {"message": "Task exception was never retrieved", "exception": KeyError("k")})
+        log.loop_exception_handler(loop, {"message": "Task was destroyed but it is pending!"})
+    finally:
+        loop.close()
+    assert log.errors == ["KeyError: 'k'", "Task was destroyed but it is pending!"]
+    assert all(r.exc_text is None for r in log.records)
+
+
 # ------------------------------------------------------------------------------------------------ real servers
 
 
@@ -211,6 +225,29 @@ def test_asyncio_records_from_a_server_thread_stay_on_that_server(
         assert server.errors == ["Task exception was never retrieved"]
         assert server.log.lines == ["Task exception was never retrieved"]
     assert capsys.readouterr() == ("", "")
+
+
+def test_a_task_exception_reported_after_stop_stays_on_the_server(
+    no_leaks: Snapshot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A task whose exception nobody retrieved is reported at a later GC to its server's log, not asyncio's logger."""
+
+    async def fails() -> None:
+        raise ValueError("nobody awaited me")
+
+    with serve(echo, name="logs-late-report") as server:
+        made: list[asyncio.Task[None]] = []
+        server.loop.call_soon_threadsafe(lambda: made.append(server.loop.create_task(fails())))
+        deadline = time.monotonic() + 3
+        while not made and time.monotonic() < deadline:
+            time.sleep(0.01)
+    cycle: list[object] = [made.pop()]
+    cycle.append(cycle)  # the task is freed only by the collection below, as it was in a later test's code
+    del cycle
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        gc.collect()
+    assert server.errors == ["ValueError: nobody awaited me"]
+    assert [r for r in caplog.records if r.name == "asyncio"] == []
 
 
 def test_a_lifespan_traceback_is_reported_by_its_last_line(no_leaks: Snapshot) -> None:
