@@ -102,8 +102,14 @@ def unexpected_errors(notebook: dict[str, Any]) -> list[str]:
 # The notebook that loads the machine most and the two that time things run one after the other on one worker
 # (the stage uses --dist loadgroup): 08's clients read 100 KB messages from 24 sockets at 80 a second and check
 # that none falls behind, 13 starts six server processes and floods them, which made 08's clients fall behind
-# when both ran, and 15 checks that keepalive timers fire within 0.3 s of their bounds.
-HEAVY = {"08_broadcast_at_scale.ipynb", "13_which_server.ipynb", "15_dead_peers_and_reconnect.ipynb"}
+# when both ran, 15 checks that keepalive timers fire within 0.3 s of their bounds, and 16 that nginx cuts a
+# quiet WebSocket between its 0.5 s read timeout and twice that.
+HEAVY = {
+    "08_broadcast_at_scale.ipynb",
+    "13_which_server.ipynb",
+    "15_dead_peers_and_reconnect.ipynb",
+    "16_proxies_workers_tls.ipynb",
+}
 NOTEBOOK_PARAMS = [pytest.param(n, marks=pytest.mark.xdist_group("heavy")) if n in HEAVY else n for n in NOTEBOOKS]
 
 
