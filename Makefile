@@ -18,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 STAGES := $(BIN)/python tools/test_stages.py
 
-.PHONY: setup lab test lint unit browser notebooks-test notebooks nav bench lock clean
+.PHONY: setup lab test lint unit browser notebooks-test notebooks nav bench lock clean upgrade-check upgrade-check-test
 
 setup: $(STAMP)
 	@mkdir -p $(JUPYTER_CONFIG_DIR) $(JUPYTER_RUNTIME_DIR) $(JUPYTERLAB_SETTINGS_DIR) \
@@ -59,6 +59,15 @@ notebooks: setup
 nav: setup
 	$(BIN)/python tools/notebooks.py nav
 
+# The upgrade radar: which lessons would the newest lesson libraries change? PKG="redis==8.1.0" tries exactly
+# these versions; NB="07_fastapi_broadcasting.ipynb ..." limits the notebooks. Exit 1 when a lesson changed.
+upgrade-check: setup
+	$(BIN)/python tools/upgrade_check.py --pkg "$(PKG)" $(if $(NB),--notebooks $(NB))
+
+# The radar's known case, for real (slow: a venv with redis 8.1.0 and lesson 07 under strict nbval in it).
+upgrade-check-test: setup
+	$(BIN)/python -m pytest tests/upgrade
+
 bench: setup
 	$(BIN)/python -m bench.servers
 	$(BIN)/python -m bench.fanout
@@ -71,4 +80,4 @@ lock:
 	   $(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check; } > constraints.txt
 
 clean:
-	rm -rf $(VENV) .jupyter-local
+	rm -rf $(VENV) .jupyter-local .upgrade-check
