@@ -17,8 +17,11 @@ export MPLCONFIGDIR := $(CURDIR)/.jupyter-local/matplotlib
 export PYTHONDONTWRITEBYTECODE := 1
 
 STAGES := $(BIN)/python tools/test_stages.py
+# The static site's Jupyter Book lives in its own venv (requirements-site.txt), built on first use.
+SITE_ENV := build/site-env
+SITE_STAMP := $(SITE_ENV)/.installed
 
-.PHONY: setup lab test lint unit browser notebooks-test notebooks nav bench lock clean upgrade-check upgrade-check-test
+.PHONY: setup lab test lint unit browser notebooks-test notebooks nav bench lock site site-env site-lock clean upgrade-check upgrade-check-test
 
 setup: $(STAMP)
 	@mkdir -p $(JUPYTER_CONFIG_DIR) $(JUPYTER_RUNTIME_DIR) $(JUPYTERLAB_SETTINGS_DIR) \
@@ -35,7 +38,7 @@ lab: setup
 	$(BIN)/python tools/lab.py
 
 # The stages' commands live in tools/test_stages.py; `make test` ends with one timing line per stage.
-test: setup
+test: setup site-env
 	$(STAGES)
 
 lint: setup
@@ -49,12 +52,30 @@ notebooks-test: setup
 	$(STAGES) notebooks
 
 # Every notebook in real JupyterLab + Chromium (skipped without chromium, except in CI).
-browser: setup
+browser: setup site-env
 	$(STAGES) browser
 
 # Re-execute notebooks in place and store fresh outputs (NB=01_handshake_and_accept.ipynb for one).
 notebooks: setup
 	$(BIN)/python tools/notebooks.py refresh $(NB)
+
+# The static site of the series from the stored outputs (nothing is executed): build/site/index.html.
+site: setup site-env
+	$(BIN)/python tools/site.py build
+
+site-env: $(SITE_STAMP)
+
+$(SITE_STAMP): requirements-site.txt constraints-site.txt
+	@test -x $(SITE_ENV)/bin/python || $(PYTHON) -m venv $(SITE_ENV)
+	$(SITE_ENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-site.txt -c constraints-site.txt
+	@touch $(SITE_STAMP)
+
+# After changing requirements-site.txt: install it, then record every resulting version.
+site-lock:
+	@test -x $(SITE_ENV)/bin/python || $(PYTHON) -m venv $(SITE_ENV)
+	$(SITE_ENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-site.txt
+	@{ echo "# Every package of the site's venv, pinned (installs use it as a constraints file). Regenerate: make site-lock"; \
+	   $(SITE_ENV)/bin/python -m pip freeze --disable-pip-version-check; } > constraints-site.txt
 
 nav: setup
 	$(BIN)/python tools/notebooks.py nav
@@ -80,4 +101,4 @@ lock:
 	   $(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check; } > constraints.txt
 
 clean:
-	rm -rf $(VENV) .jupyter-local .upgrade-check
+	rm -rf $(VENV) .jupyter-local build .upgrade-check
