@@ -21,7 +21,7 @@ STAGES := $(BIN)/python tools/test_stages.py
 SITE_ENV := build/site-env
 SITE_STAMP := $(SITE_ENV)/.installed
 
-.PHONY: setup lab test lint unit browser notebooks-test notebooks nav bench lock site site-env site-lock clean upgrade-check upgrade-check-test
+.PHONY: setup lab test lint unit browser notebooks-test notebooks nav bench lock site site-env site-lock system-packages clean upgrade-check upgrade-check-test
 
 setup: $(STAMP)
 	@mkdir -p $(JUPYTER_CONFIG_DIR) $(JUPYTER_RUNTIME_DIR) $(JUPYTERLAB_SETTINGS_DIR) \
@@ -36,6 +36,16 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 
 lab: setup
 	$(BIN)/python tools/lab.py
+
+# What the lessons and tests start from PATH (Debian/Ubuntu; the dev container runs this on create).
+SYSTEM_PACKAGES := redis-server nginx chromium
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
+		echo "installing:$$missing"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	else echo "system packages present: $(SYSTEM_PACKAGES)"; fi
 
 # The stages' commands live in tools/test_stages.py; `make test` ends with one timing line per stage.
 test: setup site-env

@@ -62,3 +62,36 @@ def test_constraints_agree_with_requirements() -> None:
 def test_redis_py_is_the_version_that_works_with_broadcaster_and_channels_redis() -> None:
     """redis-py is pinned below 8 on purpose (redis-py 8 breaks broadcaster 0.3.1's first subscription)."""
     assert requirement_pins()["redis"].startswith("7.")
+
+
+def conda_packages(path: Path) -> list[str]:
+    """The conda dependencies of an environment file (the entries before its pip section)."""
+    packages = []
+    for line in path.read_text().split("dependencies:", 1)[1].splitlines():
+        entry = line.split("#", 1)[0].strip()
+        if entry.startswith("- ") and not entry.endswith(":"):
+            packages.append(entry[2:].strip())
+        if entry == "- pip:":
+            break
+    return packages
+
+
+def test_binders_environment_installs_the_same_pins() -> None:
+    """binder/environment.yml's pip section pins exactly what requirements*.txt pin."""
+    assert pins(ROOT / "binder" / "environment.yml", section="pip") == requirement_pins()
+
+
+def test_binders_environment_has_the_same_python_and_system_packages() -> None:
+    """binder/environment.yml asks for conda-forge, Python 3.11, redis-server and nginx, as environment.yml does."""
+    binder = conda_packages(ROOT / "binder" / "environment.yml")
+    assert binder == conda_packages(ROOT / "environment.yml")
+    assert {"python=3.11", "redis-server", "nginx"} <= set(binder)
+    assert "- conda-forge" in (ROOT / "binder" / "environment.yml").read_text()
+
+
+def test_the_site_requirements_are_pinned_and_locked() -> None:
+    """requirements-site.txt pins Jupyter Book exactly, and constraints-site.txt holds the same version."""
+    site = pins(ROOT / "requirements-site.txt")
+    assert set(site) == {"jupyter-book"}
+    constraints = pins(ROOT / "constraints-site.txt")
+    assert all(constraints.get(name) == version for name, version in site.items())
