@@ -70,8 +70,10 @@ __all__ = [
     "TokenBucket",
     "classroom_app",
     "exposure_notice",
+    "fit_reason",
     "is_loopback",
     "lan_address",
+    "name_refusal",
     "new_code",
     "one_line",
     "start_classroom",
@@ -104,7 +106,7 @@ def new_code(length: int = 6) -> str:
     return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(length))
 
 
-def _reason(text: str) -> str:
+def fit_reason(text: str) -> str:
     """Cut a close reason to the 123 bytes a close frame can carry."""
     data = text.encode()
     if len(data) <= 123:
@@ -115,6 +117,20 @@ def _reason(text: str) -> str:
 def one_line(text: str) -> str:
     """Collapse line breaks and other control characters into single spaces."""
     return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+def name_refusal(name: str) -> tuple[int, str] | None:
+    """(4400, why) for a display name the room does not allow (already flattened by `one_line`), else None.
+
+    Text only: letters, digits, spaces and .'- up to MAX_NAME characters, so a name can never carry markup.
+    """
+    if not name:
+        return NAME_INVALID, "name required: add &name=... to the URL"
+    if len(name) > MAX_NAME or not _NAME.fullmatch(name):
+        return NAME_INVALID, f"name not allowed: up to {MAX_NAME} letters, digits, spaces or .'-"
+    if name.casefold() == INSTRUCTOR:
+        return NAME_INVALID, "the name 'instructor' is reserved: pick another"
+    return None
 
 
 class TokenBucket:
@@ -203,14 +219,11 @@ class Room:
             return CODE_MISSING, "join code required: add ?code=... (ask your instructor) to the URL"
         if not hmac.compare_digest(code.encode(), self.code.encode()):
             return CODE_WRONG, "wrong join code: check it with your instructor"
-        if not name:
-            return NAME_INVALID, "name required: add &name=... to the URL"
-        if len(name) > MAX_NAME or not _NAME.fullmatch(name):
-            return NAME_INVALID, f"name not allowed: up to {MAX_NAME} letters, digits, spaces or .'-"
-        if name.casefold() == INSTRUCTOR:
-            return NAME_INVALID, "the name 'instructor' is reserved: pick another"
+        refusal = name_refusal(name)
+        if refusal is not None:
+            return refusal
         if name.casefold() in self.participants:
-            return NAME_TAKEN, _reason(f"the name {name!r} is taken in this room: pick another")
+            return NAME_TAKEN, fit_reason(f"the name {name!r} is taken in this room: pick another")
         if len(self.participants) >= self.limits.max_participants:
             return ROOM_FULL, f"the room is full ({self.limits.max_participants} people)"
         return None
@@ -275,7 +288,7 @@ class Room:
 
     async def _close(self, websocket: WebSocket, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):  # already closed, or the client is gone
-            await asyncio.wait_for(websocket.close(code, _reason(reason)), 1.0)
+            await asyncio.wait_for(websocket.close(code, fit_reason(reason)), 1.0)
 
     def _count(self) -> str:
         return f"{len(self.participants)} here"
