@@ -70,8 +70,8 @@ notebooks: setup
 	$(BIN)/python tools/notebooks.py refresh $(NB)
 
 # The static site of the series from the stored outputs (nothing is executed): build/site/index.html.
-site: setup site-env
-	$(BIN)/python tools/site.py build
+site: site-env
+	$(SITE_ENV)/bin/python tools/site.py build
 
 site-env: $(SITE_STAMP)
 

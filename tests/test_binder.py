@@ -41,11 +41,15 @@ def test_postbuild_installs_the_helpers_and_the_lab_settings_in_a_fresh_venv(tmp
     venv.EnvBuilder(with_pip=True).create(env_dir)
     home = tmp_path / "home"
     home.mkdir()
-    environment = {
-        "PATH": f"{env_dir / 'bin'}{os.pathsep}{os.environ['PATH']}",
-        "HOME": str(home),
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-    }
+    environment = dict(
+        os.environ,  # pip's own settings (an index, a proxy) still apply
+        PATH=f"{env_dir / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        HOME=str(home),
+        PIP_CACHE_DIR=os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")),
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+    )
+    environment.pop("VIRTUAL_ENV", None)
+    environment.pop("PYTHONPATH", None)
     result = subprocess.run(
         ["bash", "binder/postBuild"], cwd=project, env=environment, capture_output=True, text=True, timeout=150
     )

@@ -85,6 +85,8 @@ def test_the_landing_page_is_the_readme_opening_and_its_map() -> None:
     assert page.startswith("# Live WebSocket lab")
     assert site.map_markdown(series) in page
     assert "(screenshots/" in page and "docs/screenshots" not in page
+    assert "## Run it anywhere, or read it" in page
+    assert ".svg)" not in page and "[Binder](https://mybinder.org/" in page  # the badge's link, not its outside image
 
 
 def test_staging_writes_every_existing_notebook_and_the_book_config(tmp_path: Path) -> None:

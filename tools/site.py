@@ -41,6 +41,7 @@ RUN_LIVE = (
     "<code>make lab</code> on your machine, or Binder or Codespaces (see the start page)."
 )
 TITLE = "Live WebSocket lab"
+BADGE = re.compile(r"\[!\[([^\]]*)\]\([^)]*\)\]\(([^)]*)\)")
 
 
 # ](04_await_pitfalls.ipynb#Experiment-1:-self.accept()-without-await): an anchor may hold balanced parentheses.
@@ -138,7 +139,10 @@ def landing_page(readme: str, series: list[Lesson]) -> str:
     before_map = notebooks_section.split(MAP_START, 1)[0]
     after_map = notebooks_section.split(MAP_END, 1)[1]
     after_map = after_map.replace("(docs/screenshots/", "(screenshots/")
-    ways = readme.split("\n## Run it", 1)[1].split("\n## ", 1)[0] if "\n## Run it" in readme else ""
+    sections = {part.split("\n", 1)[0]: part.split("\n", 1)[1] for part in readme.split("\n## ")[1:]}
+    ways = [f"## {heading}\n{body.strip()}\n" for heading, body in sections.items() if heading.startswith("Run it")]
+    # A badge is an image from another site: the static site loads nothing from outside, so keep its link as text.
+    ways = [BADGE.sub(r"[\1](\2)", section) for section in ways]
     return "\n".join(
         [
             opening.strip(),
@@ -149,7 +153,7 @@ def landing_page(readme: str, series: list[Lesson]) -> str:
             map_markdown(series),
             after_map.rstrip(),
             "",
-            *(["## Run it", ways.strip(), ""] if ways else []),
+            *ways,
         ]
     )
 

@@ -23,7 +23,7 @@ import pytest
 
 from tests.support import IN_CI, ROOT, load_script
 
-pytestmark = [pytest.mark.xdist_group("site"), pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)  # tools/test_stages.py runs this file in one process, after the rest
 
 site_tool = load_script("tools/site.py", "site_tool")
 SERIES = [lesson for lesson in site_tool.load_series() if lesson.exists]
