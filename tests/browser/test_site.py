@@ -38,6 +38,7 @@ COLLECT = """() => ({
     sidebar: [...document.querySelectorAll('.bd-sidebar-primary .caption-text, .bd-sidebar-primary a.reference')]
         .map(e => e.classList.contains('caption-text') ? 'part: ' + e.textContent.trim() : e.getAttribute('href')),
     fallbacks: [...document.querySelectorAll('.widget-fallback')].map(e => e.innerText),
+    images: [...document.querySelectorAll('.cell_output img')].map(i => [i.getAttribute('src'), i.naturalWidth]),
 })"""
 
 
@@ -49,6 +50,7 @@ class Visit:
     ids: set[str] = field(default_factory=set)
     sidebar: list[str] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)
+    images: list[tuple[str, int]] = field(default_factory=list)  # (src, natural width) of each output image
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -132,6 +134,7 @@ def visits(served: str, browser: Any) -> dict[str, Visit]:
             visit.ids = set(data["ids"])
             visit.sidebar = data["sidebar"]
             visit.fallbacks = data["fallbacks"]
+            visit.images = [(src, width) for src, width in data["images"]]
     finally:
         context.close()
     return found
@@ -155,6 +158,13 @@ def test_every_page_shows_as_many_output_blocks_as_its_notebook_stores(visits: d
     }
     assert all(shown == stored for shown, stored in counts.values()), counts
     assert sum(stored for _, stored in counts.values()) > 0
+
+
+def test_plots_are_images_that_load(visits: dict[str, Visit]) -> None:
+    """Every image output on every page loaded (has a width), and the notebooks' plots are among them."""
+    images = {name: visit.images for name, visit in visits.items() if visit.images}
+    assert all(width > 0 for found in images.values() for _, width in found), images
+    assert {"04_await_pitfalls.html", "08_broadcast_at_scale.html"} <= set(images)
 
 
 def test_internal_links_resolve_to_pages_and_headings(visits: dict[str, Visit], served: str) -> None:
