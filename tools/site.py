@@ -104,7 +104,10 @@ def static_widget_output(output: dict[str, Any], state: dict[str, Any]) -> dict[
         '<div class="widget-fallback">',
         f'<p class="widget-fallback-note"><em>{RUN_LIVE}</em></p>',
         snapshot,
-        f"<pre>{html.escape(text)}</pre>" if text else "",
+        # The text form, unless the snapshot already shows it (the quiz draws its own text form).
+        f"<pre>{html.escape(text)}</pre>"
+        if text and " ".join(text.split()) not in " ".join(_text_of(snapshot).split())
+        else "",
         "</div>",
     ]
     static = copy.deepcopy(output)
