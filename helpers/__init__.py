@@ -23,6 +23,8 @@ One concept per module:
   `evidence/` (core, shared, channels, broadcasting): the live experiments that settle their options;
   `slow_clients`: the never-reading client those experiments and the challenges use;
   `challenges`: checked coding challenges;
+- `live_quiz/` (session, protocol, app, handle, export, views): a quiz for a whole class at once, over the
+  classroom's join code and limits: the instructor pushes a question, students answer on their own connections;
 - `summary`: a lesson's Summary table, each row checked by the notebook's code;
 - `pytest_runs/` (record, inline, project): a learner's own tests run in the kernel with ipytest or as a
   child `pytest`, each test's outcome recorded for the notebook to check;
