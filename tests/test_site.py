@@ -98,3 +98,17 @@ def test_staging_writes_every_existing_notebook_and_the_book_config(tmp_path: Pa
     config = (tmp_path / "src" / "_config.yml").read_text()
     assert 'execute_notebooks: "off"' in config
     assert {"index.md", "_toc.yml", "screenshots"} <= {p.name for p in (tmp_path / "src").iterdir()}
+
+
+def test_a_widgets_text_form_is_shown_once() -> None:
+    """When the snapshot already shows the widget's text form (the quiz does), it is not repeated below it."""
+    state = {"quiz": {"model_name": "HTMLModel", "state": {"value": "<pre>Quiz: 2 questions.\nNot started.</pre>"}}}
+    view = {"model_id": "quiz", "version_major": 2, "version_minor": 0}
+    output = {
+        "output_type": "execute_result",
+        "data": {site.WIDGET_VIEW: view, "text/plain": "Quiz: 2 questions.\nNot started."},
+    }
+    assert site.static_widget_output(output, state)["data"]["text/html"].count("<pre>") == 1
+    state["quiz"]["state"]["value"] = "<b>something else</b>"
+    assert site.static_widget_output(output, state)["data"]["text/html"].count("<pre>") == 1
+    assert "<b>something else</b>" in site.static_widget_output(output, state)["data"]["text/html"]
