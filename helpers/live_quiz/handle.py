@@ -69,7 +69,10 @@ class LiveQuiz:
 
     @property
     def classroom(self) -> Classroom | None:
-        """The classroom chat on the same server and join code (None if started with chat=False)."""
+        """The classroom chat on the same server and join code (None if started with chat=False).
+
+        One server serves both, so its `stop()` stops the quiz too: stop with `live.stop()`.
+        """
         return None if self.chat is None else Classroom(self.server, self.chat, self.host, None)
 
     def rows(self) -> list[Row]:
