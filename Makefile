@@ -21,7 +21,7 @@ STAGES := $(BIN)/python tools/test_stages.py
 SITE_ENV := build/site-env
 SITE_STAMP := $(SITE_ENV)/.installed
 
-.PHONY: setup lab test lint unit browser notebooks-test notebooks nav bench lock site site-env site-lock system-packages clean upgrade-check upgrade-check-test
+.PHONY: setup lab test lint unit browser notebooks-test notebooks nav bench lock site site-env site-lock site-test system-packages clean upgrade-check upgrade-check-test
 
 setup: $(STAMP)
 	@mkdir -p $(JUPYTER_CONFIG_DIR) $(JUPYTER_RUNTIME_DIR) $(JUPYTERLAB_SETTINGS_DIR) \
@@ -72,6 +72,10 @@ notebooks: setup
 # The static site of the series from the stored outputs (nothing is executed): build/site/index.html.
 site: site-env
 	$(SITE_ENV)/bin/python tools/site.py build
+
+# The site's browser test alone (the browser stage of `make test` runs it too).
+site-test: setup site-env
+	$(BIN)/python -m pytest tests/browser/test_site.py
 
 site-env: $(SITE_STAMP)
 
