@@ -108,3 +108,16 @@ def test_a_view_asked_for_what_it_cannot_give_says_what_to_wait_for() -> None:
         InstructorView().reveal_text()
     with pytest.raises(wire.ProtocolError, match="not JSON"):
         StudentView().apply("<html>")
+
+
+def test_a_welcome_forgets_the_round_of_a_session_that_ended() -> None:
+    """A new welcome (a reconnect, maybe to a restarted server) clears the round; the server resends the current one."""
+    round_messages = messages()
+    student = StudentView(clock=Clock(3.0))
+    student.apply_all(round_messages[kind] for kind in ("welcome", "question", "answered"))
+    student.apply(wire.student_welcome("ada", 0, None, False))
+    assert (student.question, student.open, student.remaining(), student.answer) == (None, False, None, None)
+    instructor = InstructorView(clock=Clock(3.0))
+    instructor.apply_all([wire.instructor_welcome([], [], 3), round_messages["question"], round_messages["progress"]])
+    instructor.apply(wire.instructor_welcome([], [], 0))
+    assert (instructor.question, instructor.answered, instructor.counts) == (None, 0, {})

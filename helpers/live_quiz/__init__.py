@@ -12,6 +12,8 @@ One module per concept, the public names re-exported here (`from helpers import 
 - `export`: the results as rows for `csv` or `pandas.DataFrame`.
 - `views`: `StudentView` and `InstructorView`, what a client knows from the messages it received (the state a
   widget draws), with the remaining time from the server's clock.
+- `widgets`: `StudentQuiz` and `InstructorQuiz`, the ipywidgets that draw those views, on a connection that
+  reconnects (`widget_base`); imported from `helpers.live_quiz.widgets`, so the server side needs no ipywidgets.
 
 Questions come from `quizzes/*.toml` through `helpers.quiz.data`, and points follow `helpers.quiz.scoring`
 (one attempt: 2 points for a right answer), counted once a question is revealed.

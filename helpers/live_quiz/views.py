@@ -82,6 +82,11 @@ class _View:
             return None
         return self.deadline.remaining(self.clock()) if self.open else 0.0
 
+    def _forget_round(self) -> None:
+        """A welcome starts afresh: the server sends the current round after it, if there is one (a server that
+        restarted has none, and what the view held came from the session that ended)."""
+        self.question, self.open, self.deadline, self.revealed = None, False, None, None
+
     def _on_question(self, data: dict[str, Any]) -> None:
         self.question, self.revealed = data, None
         self.deadline = ServerDeadline.of(data, self.clock())
@@ -129,6 +134,8 @@ class StudentView(_View):
         return wire.answer_text(self.question_id, letters)
 
     def _on_welcome(self, data: dict[str, Any]) -> None:
+        self._forget_round()
+        self.answer, self.result, self.notice = None, None, None
         self.name, self.score, self.rank = str(data["name"]), int(data["score"]), data["rank"]
         self.instructor_here = bool(data["instructor"])
 
@@ -178,6 +185,8 @@ class InstructorView(_View):
         return wire.reveal_text(self.question_id)
 
     def _on_welcome(self, data: dict[str, Any]) -> None:
+        self._forget_round()
+        self.answered, self.counts = 0, {}
         self.quizzes, self.asked, self.room = list(data["quizzes"]), list(data["asked"]), int(data["room"])
 
     def _on_question(self, data: dict[str, Any]) -> None:
