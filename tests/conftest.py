@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import Snapshot, assert_back_to
-from tests.xdist_groups import pytest_collection_modifyitems  # noqa: F401 - a hook: pytest-xdist#1386
 
 
 @pytest.fixture

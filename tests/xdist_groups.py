@@ -6,7 +6,13 @@ assignment has no effect: the suffix never reaches the scheduler, and grouped te
 as if unmarked. Nothing fails; the browser stage's "heavy" notebooks (tests/browser/test_notebooks_in_lab.py)
 simply ran side by side. This hook, run after xdist's, sets the suffix where pytest 9.2 reads it, and does
 nothing once xdist sets it itself (an id that already ends with the suffix) or without `--dist loadgroup`.
-tests/conftest.py imports it, so it applies to every run of the suite; tests/test_xdist_groups.py checks it.
+tests/test_xdist_groups.py checks it.
+
+It is not switched on for the suite yet (tests/conftest.py would import it). With it on, the heavy notebooks run
+one after the other on one worker, so the other worker runs every light notebook beside a heavy one: two of three
+clean-clone runs then failed load-sensitive checks of light notebooks (lesson 15's heartbeat timing, since
+measured on the server; lesson 05's median delivery of async_to_sync). Switch it on together with making those
+checks independent of load, and measure the browser stage twice.
 """
 
 from __future__ import annotations

@@ -103,7 +103,8 @@ def unexpected_errors(notebook: dict[str, Any]) -> list[str]:
 # (the stage uses --dist loadgroup): 08's clients read 100 KB messages from 24 sockets at 80 a second and check
 # that none falls behind, 13 starts six server processes and floods them, which made 08's clients fall behind
 # when both ran, 15 checks that keepalive timers fire within 0.3 s of their bounds, and 16 that nginx cuts a
-# quiet WebSocket between its 0.5 s read timeout and twice that.
+# quiet WebSocket between its 0.5 s read timeout and twice that. Under pytest 9.2 the mark is inert
+# (pytest-xdist#1386); tests/xdist_groups.py says why its fix is not switched on yet.
 HEAVY = {
     "08_broadcast_at_scale.ipynb",
     "13_which_server.ipynb",
