@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.utils import canonicalize_name as canonical  # names as pip compares them
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # a script beside this one: its folder is on sys.path when run as a script, and is put there when loaded
 from test_stages import NOTEBOOK_WORKERS, ROOT, STRICT_NBVAL
@@ -102,14 +104,9 @@ def _is_summary(cell: dict[str, object]) -> bool:
     return str(cell.get("error") or "").startswith("SummaryMismatch")
 
 
-def canonical(name: str) -> str:
-    """A distribution name as pip compares them: lower case, runs of -_. as one dash."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def read_pins(path: Path) -> dict[str, str]:
     """name -> version for every `name==version` line of a requirements or constraints file."""
-    pins = {}
+    pins: dict[str, str] = {}
     for line in path.read_text().splitlines():
         match = PIN.match(line)
         if match:
@@ -119,7 +116,7 @@ def read_pins(path: Path) -> dict[str, str]:
 
 def parse_packages(text: str) -> dict[str, str]:
     """PKG="a==1.0 b==2.0" as {"a": "1.0", "b": "2.0"}; anything else is a CheckError saying the form."""
-    wanted = {}
+    wanted: dict[str, str] = {}
     for item in text.split():
         match = PKG_ITEM.fullmatch(item)
         if not match:
