@@ -17,7 +17,7 @@ from tests.support import Snapshot, require_binary
 
 pytestmark = pytest.mark.timeout(60)
 
-QUESTIONS = [q for name in ("channels", "broadcasting") for q in quiz.load_quiz(name).questions]
+QUESTIONS = [q for name in ("channels", "broadcasting", "production") for q in quiz.load_quiz(name).questions]
 
 
 @pytest.fixture(scope="module", autouse=True)
