@@ -31,7 +31,9 @@ SECRET_FIELDS = {"correct", "explanation", "claim", "hint", "evidence", "link", 
 
 @pytest.fixture
 def live(no_leaks: Snapshot) -> Iterator[LiveQuiz]:
-    quiz = start_live_quiz(CODE, quizzes=["broadcasting"], name="test-live-quiz", limits=LIMITS, chat=False)
+    quiz = start_live_quiz(
+        CODE, quizzes=["broadcasting"], name="test-live-quiz", limits=LIMITS, chat=False, show_me=False
+    )
     try:
         yield quiz
     finally:

@@ -24,7 +24,7 @@ Q1 = "late-subscriber"
 
 @pytest.fixture
 def live(no_leaks: Snapshot) -> Iterator[LiveQuiz]:
-    quiz = start_live_quiz(CODE, quizzes=["broadcasting"], name="test-live-quiz-handle")
+    quiz = start_live_quiz(CODE, quizzes=["broadcasting"], name="test-live-quiz-handle", show_me=False)
     try:
         yield quiz
     finally:
@@ -78,7 +78,7 @@ def test_the_classroom_chat_runs_beside_the_quiz_with_the_same_code(live: LiveQu
 
 def test_stop_tells_everyone_the_quiz_is_over_and_can_be_called_twice(no_leaks: Snapshot) -> None:
     """stop() closes students and instructors with 1001 'the quiz is over'; a second stop() does nothing."""
-    live = start_live_quiz(quizzes=["broadcasting"], name="test-live-quiz-stop", chat=False)
+    live = start_live_quiz(quizzes=["broadcasting"], name="test-live-quiz-stop", chat=False, show_me=False)
     assert live.classroom is None and len(live.code) == 6
 
     async def scenario() -> list[tuple[int | None, str]]:

@@ -35,7 +35,7 @@ class Room:
 
 
 def start(name: str, port: int = 0) -> LiveQuiz:
-    return start_live_quiz(CODE, quizzes=[QUIZ], name=name, chat=False, port=port)
+    return start_live_quiz(CODE, quizzes=[QUIZ], name=name, chat=False, port=port, show_me=False)
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ every other one: the code, not the author, decides which answer is right.
 Each experiment receives a `Trial`: it serves the experiment's servers under its name and settles its claims, so
 the experiment's code states only what it sets up and observes. The experiments live by quiz:
 `helpers.evidence.channels`, `helpers.evidence.broadcasting`, and for the production quiz
-`helpers.evidence.production_servers` (lessons 13-15) and `helpers.evidence.production_edges` (16-17); the pieces they share are in
-`helpers.evidence.shared`, and the never-reading client of the slow-client experiments in `helpers.slow_clients`.
+`helpers.evidence.production_servers` (lessons 13-15) and `helpers.evidence.production_edges` (16-17); the
+pieces they share are in `helpers.evidence.shared`, and the never-reading client of the slow-client experiments
+in `helpers.slow_clients`.
 """
 
 # importing the quiz modules registers their experiments

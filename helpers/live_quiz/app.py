@@ -19,6 +19,9 @@ default) is revealed to the students then; the students are told the instructor 
 An instructor who reconnects with the key gets the whole state again: the catalogue, the current round, the
 answers so far and, if it was revealed meanwhile, the reveal. A student who reconnects with the same name gets
 their score, the current round with the time left, and their own answer to it.
+
+At the reveal the room runs the question's "Show me" experiment once, for everyone (`helpers.live_quiz.show_me`),
+unless it was made with `show_me=None`.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from helpers.live_quiz.session import (
     Standing,
     name_key,
 )
+from helpers.live_quiz.show_me import ShowMe
 
 __all__ = [
     "INSTRUCTOR_PATH",
@@ -125,7 +129,9 @@ def catalogue(bank: QuestionBank) -> list[dict[str, Any]]:
 class QuizRoom:
     """One live quiz on one server: who is connected, the session's state, and what each message does."""
 
-    def __init__(self, code: str, key: str, bank: QuestionBank, limits: Limits | None = None) -> None:
+    def __init__(
+        self, code: str, key: str, bank: QuestionBank, limits: Limits | None = None, show_me: ShowMe | None = None
+    ) -> None:
         if not code or not key:
             raise LiveQuizError("a live quiz needs a join code and an instructor key, both non-empty")
         self.code, self.key = code, key
@@ -135,6 +141,7 @@ class QuizRoom:
         self.instructors = FanOut(max_queue=self.limits.max_queue, close_reason=_SLOW)
         self.connected: dict[str, WebSocket] = {}  # name key -> the student's connection
         self._timer: asyncio.TimerHandle | None = None
+        self.show_me = show_me  # None: the reveal runs no experiment
 
     async def call(self, function: Callable[[], T]) -> T:
         """`function()` on the server's loop (for the instructor's handle: `server.run(room.call(...))`)."""
@@ -251,6 +258,16 @@ class QuizRoom:
         for key, websocket in list(self.connected.items()):
             self._tell(self.students, websocket, {**public, "you": self._you(played, key, standings)})
         self.instructors.publish(wire.encode(public))
+        if self.show_me is not None:
+            self.show_me.start(played, self._to_everyone)
+
+    def _to_everyone(self, message: dict[str, Any]) -> None:
+        text = wire.encode(message)
+        self.students.publish(text)
+        self.instructors.publish(text)
+
+    def _evidence_of(self, played: Round) -> dict[str, Any] | None:
+        return None if self.show_me is None else self.show_me.message_for(played)
 
     @staticmethod
     def _you(played: Round, key: str, standings: dict[str, Standing]) -> dict[str, Any]:
@@ -272,6 +289,9 @@ class QuizRoom:
             if played.revealed:
                 public = wire.revealed_message(played, session.leaderboard())
                 self._tell(self.students, websocket, {**public, "you": self._you(played, key, board)})
+                shown = self._evidence_of(played)
+                if shown is not None:
+                    self._tell(self.students, websocket, shown)
 
     def _greet_instructor(self, websocket: WebSocket) -> None:
         session = self.session
@@ -283,6 +303,9 @@ class QuizRoom:
             self._tell(self.instructors, websocket, wire.progress_message(played, session.room()))
             if played.revealed:
                 self._tell(self.instructors, websocket, wire.revealed_message(played, session.leaderboard()))
+                shown = self._evidence_of(played)
+                if shown is not None:
+                    self._tell(self.instructors, websocket, shown)
 
     def _progress(self) -> None:
         self.instructors.publish(wire.encode(wire.progress_message(self.session.current, self.session.room())))
@@ -298,8 +321,12 @@ class QuizRoom:
             self._timer = None
 
     async def close_all(self, code: int = CloseCode.GOING_AWAY, reason: str = "the quiz is over") -> None:
-        """Close every connection with `code` and `reason` (before stopping the server, so clients see why)."""
+        """Close every connection with `code` and `reason` (before stopping the server, so clients see why);
+        an experiment still running for the room is waited for first (bounded), so it never outlives the server."""
         self._cancel_timer()
+        if self.show_me is not None:
+            with contextlib.suppress(TimeoutError):
+                await self.show_me.finish()
         everyone = list(self.connected.values()) + list(self.instructors.members)
         self.connected.clear()
         await self.students.aclose()

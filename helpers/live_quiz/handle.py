@@ -24,6 +24,7 @@ from helpers.classroom import Classroom, Limits, Room, exposure_notice, is_loopb
 from helpers.live_quiz.app import INSTRUCTOR_PATH, STUDENT_PATH, QuizRoom, live_quiz_app
 from helpers.live_quiz.export import Row, csv_text, result_rows, write_csv
 from helpers.live_quiz.session import QuestionBank, Standing
+from helpers.live_quiz.show_me import ShowMe
 from helpers.servers import DEFAULT_HOST, ThreadServer, serve
 from helpers.usage import UsageTypeError, check_names, check_text
 
@@ -116,12 +117,14 @@ def start_live_quiz(
     port: int = 0,
     limits: Limits | None = None,
     chat: bool = True,
+    show_me: bool = True,
 ) -> LiveQuiz:
     """Serve a live quiz for a class (a random join code unless `code` is given) and return the instructor's handle.
 
     `quizzes` are quiz names from quizzes/ (all of them by default). With `chat=True` the classroom chat runs on
     the same server at /chat, with the same join code and limits. `host` stays 127.0.0.1 unless you pass
     another; then the classroom's notice about who can connect is printed, with the students' quiz URL.
+    With `show_me=True` each reveal runs the question's "Show me" experiment once, for the whole room.
     """
     if code is not None:
         check_text(code, "code", example="maple-42")
@@ -129,7 +132,7 @@ def start_live_quiz(
         raise UsageTypeError(f"limits must be a helpers.classroom.Limits, not {type(limits).__name__}")
     bank = QuestionBank(None if quizzes is None else check_names(quizzes, "quizzes"))
     limits = limits or Limits()
-    room = QuizRoom(code or new_code(), secrets.token_urlsafe(16), bank, limits)
+    room = QuizRoom(code or new_code(), secrets.token_urlsafe(16), bank, limits, ShowMe() if show_me else None)
     chat_room = Room(room.code, limits) if chat else None
     app = live_quiz_app(room, chat_room)
     # uvicorn refuses frames far over the limit itself (1009, no reason); the room explains the rest.

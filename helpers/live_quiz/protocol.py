@@ -19,6 +19,8 @@ What the server sends (S: to students, I: to the instructor's connections):
     time_up     S,I  the deadline passed; the round takes no more answers (sent when it is not revealed at once)
     revealed    S,I  the key, the explanation, the lesson link, the counts and the top of the leaderboard;
                      a student's copy adds "you": their answer, whether it was right, points, score and rank
+    evidence    S,I  after the reveal, once per round: the question's "Show me" experiment, run once by the server
+                     for the whole room: its title, fact lines, the letters it demonstrated and refuted (or "error")
     instructor  S    the instructor connected or went away (the round runs on to its deadline either way)
     error       S,I  a message the server could not use, and what to send instead; the connection stays open
 
@@ -42,6 +44,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from helpers.evidence.core import Evidence
 from helpers.live_quiz.session import Round, Standing, StudentAnswer
 from helpers.quiz.data import LETTERS, MAX_TIME_LIMIT
 
@@ -50,6 +53,7 @@ __all__ = [
     "ANSWERED",
     "CLIENT_TYPES",
     "ERROR",
+    "EVIDENCE",
     "INSTRUCTOR",
     "LEADERBOARD_SIZE",
     "PROGRESS",
@@ -72,6 +76,7 @@ __all__ = [
     "answered_message",
     "encode",
     "error_message",
+    "evidence_message",
     "instructor_message",
     "instructor_welcome",
     "parse",
@@ -102,10 +107,11 @@ PROGRESS = "progress"
 TIME_UP = "time_up"
 REVEALED = "revealed"
 INSTRUCTOR = "instructor"
+EVIDENCE = "evidence"
 ERROR = "error"
 
 CLIENT_TYPES: dict[Role, tuple[str, ...]] = {"student": (ANSWER,), "instructor": (PUSH, REVEAL)}
-SERVER_TYPES = (WELCOME, QUESTION, ANSWERED, REFUSED, PROGRESS, TIME_UP, REVEALED, INSTRUCTOR, ERROR)
+SERVER_TYPES = (WELCOME, QUESTION, ANSWERED, REFUSED, PROGRESS, TIME_UP, REVEALED, EVIDENCE, INSTRUCTOR, ERROR)
 LEADERBOARD_SIZE = 10
 _ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -365,6 +371,26 @@ def revealed_message(played: Round, leaderboard: list[Standing]) -> dict[str, An
         "counts": played.counts(),
         "answered": len(played.answers),
         "leaderboard": [{"rank": s.rank, "name": s.name, "score": s.score} for s in leaderboard[:LEADERBOARD_SIZE]],
+    }
+
+
+def evidence_message(played: Round, result: Evidence | None, error: str = "") -> dict[str, Any]:
+    """The room's "Show me" for a revealed round: what the experiment showed, as letters of this question's options.
+
+    Give `result`, or `error` (why the experiment could not run) when there is none.
+    """
+    question = played.question
+    lines = [] if result is None else list(result.lines)
+    shows = frozenset() if result is None else result.shows
+    refutes = frozenset() if result is None else result.refutes
+    return {
+        "type": EVIDENCE,
+        "question": question.id,
+        "title": "" if result is None else result.title,
+        "lines": lines,
+        "demonstrated": [option.letter for option in question.options if option.claim in shows],
+        "refuted": [option.letter for option in question.options if option.claim in refutes],
+        "error": error,
     }
 
 

@@ -51,6 +51,7 @@ class _View:
     open: bool = False
     deadline: ServerDeadline | None = None
     revealed: dict[str, Any] | None = None
+    evidence: dict[str, Any] | None = None  # the room's "Show me", after the reveal
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     received: int = 0
@@ -85,10 +86,10 @@ class _View:
     def _forget_round(self) -> None:
         """A welcome starts afresh: the server sends the current round after it, if there is one (a server that
         restarted has none, and what the view held came from the session that ended)."""
-        self.question, self.open, self.deadline, self.revealed = None, False, None, None
+        self.question, self.open, self.deadline, self.revealed, self.evidence = None, False, None, None, None
 
     def _on_question(self, data: dict[str, Any]) -> None:
-        self.question, self.revealed = data, None
+        self.question, self.revealed, self.evidence = data, None, None
         self.deadline = ServerDeadline.of(data, self.clock())
         self.open = bool(data["open"])
 
@@ -100,6 +101,23 @@ class _View:
         if data["question"] == self.question_id:
             self.open, self.revealed = False, data
         self.leaderboard = list(data["leaderboard"])
+
+    def _on_evidence(self, data: dict[str, Any]) -> None:
+        if data["question"] == self.question_id:
+            self.evidence = data
+
+    def evidence_text(self) -> str:
+        """The room's "Show me" as lines to print: the experiment's facts, then what it demonstrated and refuted."""
+        shown = self.evidence
+        if shown is None:
+            return ""
+        if shown["error"]:
+            return f"Show me could not run: {shown['error']}"
+        lines = [f"Show me: {shown['title']}", *(f"  {line}" for line in shown["lines"])]
+        lines.append(
+            f"demonstrated: {', '.join(shown['demonstrated']) or '-'} · refuted: {', '.join(shown['refuted']) or '-'}"
+        )
+        return "\n".join(lines)
 
     def _on_error(self, data: dict[str, Any]) -> None:
         self.error = str(data["reason"])

@@ -69,6 +69,15 @@ def _clock_html(view: StudentView | InstructorView) -> str:
     return f"<b>{format_time(remaining)}</b> left"
 
 
+def _evidence_html(view: StudentView | InstructorView) -> str:
+    """The room's "Show me" under the reveal: waiting for it, or its facts (escaped, preformatted)."""
+    if view.revealed is None or not view.revealed.get("evidence"):
+        return ""
+    if view.evidence is None:
+        return "<i>Show me: the server is running this question's experiment for the room...</i>"
+    return f'<pre style="font-size:12px;white-space:pre-wrap">{escape(view.evidence_text())}</pre>'
+
+
 def _pick_first(menu: widgets.Dropdown) -> None:
     """Select a menu's first option when nothing is selected (new options leave a Dropdown without a value)."""
     if menu.value is None and menu.options:
@@ -212,6 +221,7 @@ class StudentQuiz(LiveQuizWidget):
         return (
             f"{verdict} · the answer is <b>{escape(', '.join(revealed['correct']))}</b>"
             f'<div style="white-space:pre-wrap">{escape(revealed.get("explanation", ""))}</div>{points}{rank}'
+            + _evidence_html(self.view)
         )
 
     def _toggled(self) -> list[str]:
@@ -388,6 +398,7 @@ class InstructorQuiz(LiveQuizWidget):
         return (
             f"the answer is <b>{escape(', '.join(revealed['correct']))}</b>"
             f'<div style="white-space:pre-wrap">{escape(revealed.get("explanation", ""))}</div>'
+            + _evidence_html(self.view)
         )
 
     def _leaderboard_table(self) -> str:
