@@ -1,4 +1,219 @@
 """Evidence for the production quiz's questions on lessons 13-15 (quizzes/production.toml): servers compared,
-testing, dead peers and reconnection."""
+testing, dead peers and reconnection.
+
+Each experiment runs real servers (uvicorn 0.54 with websockets-sansio unless a fact line names another) and
+real `websockets` clients, and settles every option's claim from what it observed, with the lessons' own helpers:
+`helpers.server_matrix` (lesson 13's app and probes), Starlette's TestClient (14), `helpers.faults.relay` and
+`helpers.resume` (15).
+"""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import cast
+
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed
+
+from helpers.clients import attempt, connect
+from helpers.evidence.broadcasting import settle
+from helpers.evidence.core import Evidence, Trial, experiment
+from helpers.evidence.shared import handshake_kind, recording_warnings
+from helpers.faults.relay import start_relay
+from helpers.loops import await_on
+from helpers.resume import ResumableRoom, ResumeState
+from helpers.server_matrix import apps, probes
+
+__all__: list[str] = []  # importing the module registers its experiments
+
+FORGED = "203.0.113.7"  # the address a loopback client claims in X-Forwarded-For (a documentation range)
+
+
+# --------------------------------------------------------------------------------------------------
+# lesson 13: one app on two servers
+
+
+@experiment("lesson 13's raw app under uvicorn 0.54 (websockets-sansio) and hypercorn 0.18, in threads")
+async def _two_servers(trial: Trial) -> Evidence:
+    seen: dict[str, dict[str, str]] = {}
+    for server in ("uvicorn", "hypercorn"):
+        with trial.serve(apps.app, server=server) as served:
+            handle = cast(probes.Handle, served)  # these three probes use only ws_url(), not a process's pid
+            seen[server] = {
+                "raise": await probes.raise_after_accept(handle),
+                "client": await probes.forwarded_client(handle),
+                "reject": await probes.close_before_accept(handle),
+            }
+    raised = (seen["uvicorn"]["raise"], seen["hypercorn"]["raise"])
+    client = (seen["uvicorn"]["client"], seen["hypercorn"]["client"])
+    verdicts = settle(
+        raised,
+        {
+            "raise-drop-vs-1011": ("dropped (1006)", "closed 1011"),
+            "raise-both-1011": ("closed 1011", "closed 1011"),
+            "raise-both-drop": ("dropped (1006)", "dropped (1006)"),
+            "raise-1011-vs-drop": ("closed 1011", "dropped (1006)"),
+        },
+    )
+    verdicts |= {
+        "xff-uvicorn-trusts": client[0] == FORGED,
+        "xff-hypercorn-trusts": client[1] == FORGED,
+        "xff-needs-flag": client == ("127.0.0.1", "127.0.0.1"),
+        "reject-403-both": all(s["reject"] == "HTTP 403" for s in seen.values()),
+    }
+    lines = [
+        f"{server}: raises after accept -> {s['raise']}; scope['client'] with X-Forwarded-For: {FORGED} -> "
+        f"{s['client']}; close(4001) before accept -> {s['reject']}"
+        for server, s in seen.items()
+    ]
+    return trial.settle(lines, verdicts, seen=seen)
+
+
+# --------------------------------------------------------------------------------------------------
+# lesson 14: what an in-process test sees, and what a real client sees
+
+
+async def _refusing_room(websocket: WebSocket) -> None:
+    if not websocket.path_params["room"].isalnum():
+        await websocket.close(code=4003, reason="room names are letters and digits")
+        return
+    await websocket.accept()
+    await websocket.send_text("welcome")
+    await websocket.close()
+
+
+def _testclient_refusal(app: Starlette) -> str:
+    """What Starlette's TestClient shows a test for a room the app refuses before accept."""
+    with TestClient(app) as client:
+        try:
+            with client.websocket_connect("/chat/no-such-room!") as ws:
+                return f"opened, got {ws.receive_text()!r}"
+        except WebSocketDisconnect as exc:
+            return f"WebSocketDisconnect {exc.code}"
+
+
+@experiment("a Starlette room closes with 4003 before accept: Starlette's TestClient, then uvicorn 0.54 + websockets")
+async def _refusal_in_tests(trial: Trial) -> Evidence:
+    app = Starlette(routes=[WebSocketRoute("/chat/{room}", _refusing_room)])
+    with recording_warnings():  # TestClient may warn that it found httpx rather than httpx2
+        in_process = await asyncio.to_thread(_testclient_refusal, app)
+    with trial.serve(app) as server:
+        outcome = await attempt(server.ws_url("/chat/no-such-room!"))
+    real = handshake_kind(outcome)
+    real_text = f"HTTP {outcome.status}" if outcome.rejected else f"{real}, close {outcome.close_code}"
+    verdicts = settle(
+        (in_process, real_text),
+        {
+            "tc-4003-real-403": ("WebSocketDisconnect 4003", "HTTP 403"),
+            "both-403": lambda seen: "403" in seen[0] and "4003" not in seen[0] and seen[1] == "HTTP 403",
+            "both-4003": lambda seen: seen[0] == "WebSocketDisconnect 4003" and "4003" in seen[1],
+            "tc-1000": lambda seen: seen[0] == "WebSocketDisconnect 1000",
+        },
+    )
+    lines = (
+        f"TestClient: the test caught {in_process}",
+        f"websockets client against uvicorn: {real_text}",
+    )
+    return trial.settle(lines, verdicts, in_process=in_process, real=real_text)
+
+
+# --------------------------------------------------------------------------------------------------
+# lesson 15: a dead path under server pings, and resuming from a sequence number
+
+PING = 0.3  # uvicorn's ws_ping_interval and ws_ping_timeout in the keepalive experiment, seconds
+
+
+@experiment(
+    f"uvicorn 0.54 (websockets-sansio) pinging every {PING:g} s (pong within {PING:g} s); the path to the client "
+    "freezes, later thaws"
+)
+async def _frozen_path(trial: Trial) -> Evidence:
+    left: dict[str, int] = {}
+    joined = asyncio.Event()
+
+    async def room(websocket: WebSocket) -> None:
+        await websocket.accept()
+        joined_loop.call_soon_threadsafe(joined.set)
+        try:
+            while True:
+                await websocket.receive_text()
+        except WebSocketDisconnect as gone:
+            left["code"] = gone.code
+
+    joined_loop = asyncio.get_running_loop()
+    app = Starlette(routes=[WebSocketRoute("/room", room)])
+    with trial.serve(app, ws_ping_interval=PING, ws_ping_timeout=PING) as server, start_relay(server.port) as relay:
+        ws = await connect(relay.ws_url("/room"), ping_interval=None)
+        await asyncio.wait_for(joined.wait(), 2)
+        relay.freeze()
+        started = time.monotonic()
+        while "code" not in left and time.monotonic() - started < 4 * PING + 2:
+            await asyncio.sleep(0.02)
+        heard = left.get("code")
+        relay.thaw()
+        with contextlib.suppress(ConnectionClosed, TimeoutError):
+            async with asyncio.timeout(2):
+                while True:
+                    await ws.recv()
+        client = (ws.close_code, ws.close_reason)
+        ws.transport.abort()
+    verdicts = settle(
+        (heard, client),
+        {
+            "app-1005-client-1011": (1005, (1011, "keepalive ping timeout")),
+            "app-1011-client-1011": lambda s: s[0] == 1011 and s[1][0] == 1011,
+            "both-1006": lambda s: s[0] == 1006 and s[1][0] == 1006,
+            "app-never-hears": lambda s: s[0] is None,
+        },
+    )
+    lines = (
+        f"the app's disconnect while the path was frozen: {heard if heard is not None else 'none'}",
+        f"the client, once the path was back: close {client[0]} {client[1]!r}",
+    )
+    return trial.settle(lines, verdicts, app=heard, client=client)
+
+
+async def _read(ws: object, count: int, state: ResumeState) -> list[str | None]:
+    async with asyncio.timeout(2):
+        return [state.accept(await ws.recv()) for _ in range(count)]  # type: ignore[attr-defined]
+
+
+@experiment("helpers.resume.ResumableRoom(history_size=4): ivy saw m1, m2; m3-m5 are published while she is away")
+async def _resume_since(trial: Trial) -> Evidence:
+    news = ResumableRoom(history_size=4, path="/news")
+
+    async def publish(*texts: str) -> None:
+        for text in texts:
+            news.publish(text)
+
+    with trial.serve(news.app) as server:
+        ivy = ResumeState()
+        first = await connect(ivy.url_for(server.ws_url("/news")))
+        ivy.connected(first.response.headers)
+        await await_on(server.loop, publish("m1", "m2"))
+        before = await _read(first, 2, ivy)
+        first.transport.abort()
+        await await_on(server.loop, publish("m3", "m4", "m5"))
+        back = await connect(ivy.url_for(server.ws_url("/news")))
+        await await_on(server.loop, publish("m6"))
+        after = await _read(back, 4, ivy)
+        await back.close()
+    verdicts = settle(
+        after,
+        {
+            "replays-missed": ["m3", "m4", "m5", "m6"],
+            "only-live": lambda got: got[:1] == ["m6"],
+            "replays-all-history": lambda got: got[:2] == ["m2", "m3"] or got[:1] == ["m1"],
+            "replay-without-live": lambda got: "m6" not in got,
+        },
+    )
+    lines = (
+        f"before the cut ivy saw {before}",
+        f"reconnected with ?since=2 she got {after}; gaps {ivy.gaps}, duplicates dropped {ivy.duplicates}",
+    )
+    return trial.settle(lines, verdicts, after=after)
