@@ -217,3 +217,77 @@ async def _resume_since(trial: Trial) -> Evidence:
         f"reconnected with ?since=2 she got {after}; gaps {ivy.gaps}, duplicates dropped {ivy.duplicates}",
     )
     return trial.settle(lines, verdicts, after=after)
+
+
+# --------------------------------------------------------------------------------------------------
+# lesson 14: an assertion that forgot its await, under two warning filters
+
+FORGOTTEN_AWAIT_CONFTEST = """
+import django
+from django.conf import settings
+
+settings.configure(INSTALLED_APPS=["channels"])
+django.setup()
+"""
+
+FORGOTTEN_AWAIT_TEST = """
+import pytest
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.testing import WebsocketCommunicator
+
+
+class Greeter(AsyncWebsocketConsumer):
+    async def connect(self):
+        await self.accept()
+        await self.send("hello")  # so a test that expects silence should fail
+
+
+@pytest.mark.asyncio
+async def test_silence_forgot_await():
+    cat = WebsocketCommunicator(Greeter.as_asgi(), "/")
+    assert (await cat.connect())[0]
+    assert cat.receive_nothing()  # no await
+    await cat.disconnect()
+"""
+
+
+def _forgotten_await_runs() -> dict[str, str]:
+    """The test's outcome under `-W error::RuntimeWarning` and under `-W error` (as filterwarnings), each run
+    by the pytest command in a child process."""
+    from helpers.pytest_runs.project import Project
+
+    outcomes = {}
+    with Project(prefix="evidence-forgotten-await-") as project:
+        project.write("conftest.py", FORGOTTEN_AWAIT_CONFTEST)
+        project.write("test_trap.py", FORGOTTEN_AWAIT_TEST)
+        for rule in ("error::RuntimeWarning", "error"):
+            done = project.pytest(
+                "-q",
+                "--disable-plugin-autoload",
+                "-p",
+                "pytest_asyncio.plugin",
+                "-o",
+                "asyncio_default_fixture_loop_scope=function",
+                "-o",
+                f"filterwarnings={rule}",
+                "test_trap.py",
+                timeout=15,
+            )
+            outcome = done.run["test_trap.py::test_silence_forgot_await"]
+            kind = "PytestUnraisableExceptionWarning" if "PytestUnraisableExceptionWarning" in outcome.message else ""
+            outcomes[rule] = f"{outcome.outcome} ({kind})" if kind else outcome.outcome
+    return outcomes
+
+
+@experiment("`assert cat.receive_nothing()` without await (Channels 4.3.2), a message waiting; pytest 9.2 twice")
+async def _forgotten_await(trial: Trial) -> Evidence:
+    outcomes = await asyncio.to_thread(_forgotten_await_runs)
+    lenient, strict = outcomes["error::RuntimeWarning"], outcomes["error"]
+    verdicts = {
+        "passes-runtimewarning-filter": lenient == "passed",
+        "fails-error-filter": strict == "failed (PytestUnraisableExceptionWarning)",
+        "fails-runtimewarning-filter": lenient.startswith("failed"),
+        "passes-both": lenient == strict == "passed",
+    }
+    lines = [f"-o filterwarnings={rule}: the test {outcome}" for rule, outcome in outcomes.items()]
+    return trial.settle(lines, verdicts, outcomes=outcomes)
