@@ -291,3 +291,52 @@ async def _forgotten_await(trial: Trial) -> Evidence:
     }
     lines = [f"-o filterwarnings={rule}: the test {outcome}" for rule, outcome in outcomes.items()]
     return trial.settle(lines, verdicts, outcomes=outcomes)
+
+
+# --------------------------------------------------------------------------------------------------
+# lesson 15: which client arguments make the client itself find a dead path
+
+CLIENT_KEEPALIVE = {  # claim -> the keyword arguments a quiz option passes to websockets' connect()
+    "interval-and-timeout": {"ping_interval": PING, "ping_timeout": PING},
+    "interval-only": {"ping_interval": PING},
+    "open-close-timeouts": {"open_timeout": PING, "close_timeout": PING},
+    "keepalive-keyword": {"keepalive": PING},
+}
+CLIENT_WATCH = 1.5  # seconds after the freeze in which a client must have given up
+
+
+@experiment(
+    f"four websockets clients through one relay to uvicorn 0.54 without server pings; the path freezes for "
+    f"{CLIENT_WATCH:g} s"
+)
+async def _client_keepalive(trial: Trial) -> Evidence:
+    app = Starlette(routes=[WebSocketRoute("/room", _quiet_room)])
+    seen: dict[str, str] = {}
+    clients = {}
+    with trial.serve(app, ws_ping_interval=None) as server, start_relay(server.port) as relay:
+        for claim, options in CLIENT_KEEPALIVE.items():
+            try:
+                clients[claim] = await connect(relay.ws_url("/room"), **options)
+            except TypeError as exc:
+                seen[claim] = f"TypeError: {exc}"
+        relay.freeze()
+        await asyncio.sleep(CLIENT_WATCH)
+        for claim, ws in clients.items():
+            sent = ws.protocol.close_sent
+            seen[claim] = "still open" if sent is None else f"sent close {sent.code} {sent.reason!r}"
+            ws.transport.abort()
+    verdicts = {claim: seen[claim] == "sent close 1011 'keepalive ping timeout'" for claim in CLIENT_KEEPALIVE}
+    lines = [f"connect(url, {_arguments(CLIENT_KEEPALIVE[claim])}): {seen[claim]}" for claim in CLIENT_KEEPALIVE]
+    return trial.settle(lines, verdicts, seen=seen)
+
+
+async def _quiet_room(websocket: WebSocket) -> None:
+    """Accept and read until the connection ends; it never pings and never sends."""
+    await websocket.accept()
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.receive_text()
+
+
+def _arguments(options: dict[str, float]) -> str:
+    return ", ".join(f"{key}={value:g}" for key, value in options.items())
