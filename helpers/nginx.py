@@ -98,10 +98,7 @@ http {{
     server {{
         listen {listen};
 {server_extra}
-        location / {{
-            proxy_pass http://app;
 {location}
-        }}
     }}
 }}
 """
@@ -178,6 +175,7 @@ def nginx_config(
     tls: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
     extra_location: str = "",
     error_log_level: str = "warn",
+    location_block: str | None = None,
 ) -> str:
     """The nginx.conf start_nginx() writes (see start_nginx for the switches); nothing is checked or started.
 
@@ -187,18 +185,23 @@ def nginx_config(
     turning the headers on changes nothing but upgrades, where the constant would tell every plain request's
     backend `Connection: upgrade` with no Upgrade header.
     """
-    location = _location_lines(websocket_headers, http_version, read_timeout, forwarded_headers)
-    location += [line.strip() for line in extra_location.splitlines() if line.strip()]
+    if location_block is None:
+        lines = _location_lines(websocket_headers, http_version, read_timeout, forwarded_headers)
+        lines += [line.strip() for line in extra_location.splitlines() if line.strip()]
+        location = "\n".join(["        location / {", "            proxy_pass http://app;"])
+        location += "".join(f"\n            {line}" for line in lines) + "\n        }"
+    else:  # someone else's block, as written: only indented to sit in the server block
+        location = "\n".join(f"        {line}".rstrip() for line in location_block.strip("\n").splitlines())
     server_extra = ""
     if tls is not None:
         server_extra = f"        ssl_certificate {_quoted(tls[0])};\n        ssl_certificate_key {_quoted(tls[1])};\n"
     return _TEMPLATE.format(
         error_log_level=error_log_level,
-        http_extra=_CONNECTION_MAP if websocket_headers else "",
+        http_extra=_CONNECTION_MAP if websocket_headers or location_block is not None else "",
         servers="\n".join(f"        server {netloc(DEFAULT_HOST, p)};" for p in upstreams),
         listen=f"{netloc(DEFAULT_HOST, port)}{' ssl' if tls is not None else ''}",
         server_extra=server_extra,
-        location="\n".join(f"            {line}" for line in location),
+        location=location,
     )
 
 
@@ -397,6 +400,20 @@ def _check_read_timeout(read_timeout: object) -> float | None:
     return seconds
 
 
+def _check_location_block(location_block: object, switches_at_defaults: bool) -> None:
+    if location_block is None:
+        return
+    if not isinstance(location_block, str) or "location" not in location_block or "{" not in location_block:
+        raise UsageTypeError(
+            "location_block must be the text of a whole block, such as 'location / { proxy_pass http://app; }'"
+        )
+    if not switches_at_defaults:
+        raise UsageError(
+            "location_block replaces the block websocket_headers, http_version, read_timeout, forwarded_headers "
+            "and extra_location write: write those directives into your block instead"
+        )
+
+
 def _failure(folder: Path, config_text: str) -> str:
     """nginx's own words for why it stopped: its stderr (`nginx: [emerg] ...`), else its error log's worst lines,
     with the config line an error points at (the file itself is about to be deleted)."""
@@ -474,6 +491,7 @@ def start_nginx(
     tls: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
     extra_location: str = "",
     error_log_level: str = "warn",
+    location_block: str | None = None,
     name: str | None = None,
     ready_timeout: float = READY_TIMEOUT,
 ) -> Nginx:
@@ -489,6 +507,9 @@ def start_nginx(
     - `tls`: (cert_path, key_path): serve https:// and wss:// on the port.
     - `extra_location`: directives added to `location /` as they are (a bad one makes nginx refuse the config).
     - `error_log_level`: one of ERROR_LOG_LEVELS; "info" shows why nginx closed a connection.
+    - `location_block`: a whole `location ... { ... }` block, written into the server block as it is, instead of
+      the one the switches above write (which must then keep their defaults). The upstream is still named `app`
+      (`proxy_pass http://app;`) and the http block still defines `$connection_upgrade`.
     - `name`: a running nginx started under the same name is stopped first, so re-running a cell is safe.
 
     Raises NginxUnavailable without nginx on PATH, NginxError (with nginx's own error text) if it refuses the
@@ -503,6 +524,14 @@ def start_nginx(
     error_log_level = check_choice(error_log_level, "error_log_level", ERROR_LOG_LEVELS)
     if not isinstance(extra_location, str):
         raise UsageTypeError("extra_location must be a str of nginx directives, such as 'proxy_buffering off;'")
+    _check_location_block(
+        location_block,
+        websocket_headers
+        and http_version == "1.1"
+        and read_timeout is None
+        and forwarded_headers
+        and not extra_location,
+    )
     if name is not None:
         check_text(name, "name", example="proxy")
     check_positive(ready_timeout, "ready_timeout")
@@ -523,6 +552,7 @@ def start_nginx(
         tls=tls_paths,
         extra_location=extra_location,
         error_log_level=error_log_level,
+        location_block=location_block,
     )
     handle = _launch(binary, config_for, tls_paths is not None, ready_timeout, name)
     _register(handle)
