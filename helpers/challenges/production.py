@@ -480,7 +480,15 @@ def _run_pytest(source: str, name: str) -> dict[str, tuple[str, str]]:
     with project:
         project.write("conftest.py", _CONFTEST)
         project.write("test_chat.py", TEST_IMPORTS + "\n\n" + source)
-        run = project.pytest("-q", f"--timeout={TEST_TIMEOUT:g}", "-W", "error", "test_chat.py")
+        run = project.pytest(
+            "-q",
+            "-o",
+            "asyncio_default_fixture_loop_scope=function",
+            f"--timeout={TEST_TIMEOUT:g}",
+            "-W",
+            "error",
+            "test_chat.py",
+        )
     found = {}
     for variant in ("as specified", *BUGS):
         outcome = run.run.outcomes.get(f"test_chat.py::{name}[{variant}]")

@@ -1,0 +1,14 @@
+"""Reference solution: the WebSocket headers, the forwarding headers, and a read timeout for long quiet links."""
+
+LOCATION = """
+location / {
+    proxy_pass http://app;
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $connection_upgrade;
+    proxy_set_header Host $http_host;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_read_timeout 1h;
+}
+"""
