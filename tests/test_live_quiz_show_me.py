@@ -151,4 +151,4 @@ def test_stopping_the_quiz_mid_experiment_waits_for_it(live: LiveQuiz) -> None:
     assert started.wait(5)
     live.stop()
     assert runner.calls == ["late_subscriber"]
-    assert live.room.show_me is not None and live.room.show_me.running() == []
+    assert live.room.show_me.running() == []

@@ -21,7 +21,7 @@ answers so far and, if it was revealed meanwhile, the reveal. A student who reco
 their score, the current round with the time left, and their own answer to it.
 
 At the reveal the room runs the question's "Show me" experiment once, for everyone (`helpers.live_quiz.show_me`),
-unless it was made with `show_me=None`.
+unless its `ShowMe` has no runner (the default).
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ class QuizRoom:
         self.instructors = FanOut(max_queue=self.limits.max_queue, close_reason=_SLOW)
         self.connected: dict[str, WebSocket] = {}  # name key -> the student's connection
         self._timer: asyncio.TimerHandle | None = None
-        self.show_me = show_me  # None: the reveal runs no experiment
+        self.show_me = show_me or ShowMe(None)  # ShowMe(None): reveals run no experiment
 
     async def call(self, function: Callable[[], T]) -> T:
         """`function()` on the server's loop (for the instructor's handle: `server.run(room.call(...))`)."""
@@ -232,9 +232,7 @@ class QuizRoom:
         self._cancel_timer()
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(played.deadline - self.session.clock(), self._deadline, played.number)
-        text = wire.encode(wire.question_message(played, self.session.clock()))
-        self.students.publish(text)
-        self.instructors.publish(text)
+        self._to_everyone(wire.question_message(played, self.session.clock()))
         self._progress()
 
     def _deadline(self, number: int) -> None:
@@ -245,9 +243,7 @@ class QuizRoom:
         if played.auto_reveal:
             self._reveal(self.session.reveal(by="time"))
             return
-        text = wire.encode(wire.time_up_message(played))
-        self.students.publish(text)
-        self.instructors.publish(text)
+        self._to_everyone(wire.time_up_message(played))
 
     def _reveal(self, played: Round) -> None:
         """Send the reveal: everyone's common part, and to each student their own result."""
@@ -258,16 +254,12 @@ class QuizRoom:
         for key, websocket in list(self.connected.items()):
             self._tell(self.students, websocket, {**public, "you": self._you(played, key, standings)})
         self.instructors.publish(wire.encode(public))
-        if self.show_me is not None:
-            self.show_me.start(played, self._to_everyone)
+        self.show_me.start(played, self._to_everyone)
 
     def _to_everyone(self, message: dict[str, Any]) -> None:
         text = wire.encode(message)
         self.students.publish(text)
         self.instructors.publish(text)
-
-    def _evidence_of(self, played: Round) -> dict[str, Any] | None:
-        return None if self.show_me is None else self.show_me.message_for(played)
 
     @staticmethod
     def _you(played: Round, key: str, standings: dict[str, Standing]) -> dict[str, Any]:
@@ -289,7 +281,7 @@ class QuizRoom:
             if played.revealed:
                 public = wire.revealed_message(played, session.leaderboard())
                 self._tell(self.students, websocket, {**public, "you": self._you(played, key, board)})
-                shown = self._evidence_of(played)
+                shown = self.show_me.message_for(played)
                 if shown is not None:
                     self._tell(self.students, websocket, shown)
 
@@ -303,7 +295,7 @@ class QuizRoom:
             self._tell(self.instructors, websocket, wire.progress_message(played, session.room()))
             if played.revealed:
                 self._tell(self.instructors, websocket, wire.revealed_message(played, session.leaderboard()))
-                shown = self._evidence_of(played)
+                shown = self.show_me.message_for(played)
                 if shown is not None:
                     self._tell(self.instructors, websocket, shown)
 
@@ -321,12 +313,10 @@ class QuizRoom:
             self._timer = None
 
     async def close_all(self, code: int = CloseCode.GOING_AWAY, reason: str = "the quiz is over") -> None:
-        """Close every connection with `code` and `reason` (before stopping the server, so clients see why);
-        an experiment still running for the room is waited for first (bounded), so it never outlives the server."""
+        """Close everyone with `code` and `reason` (so clients see why), after a running experiment (bounded)."""
         self._cancel_timer()
-        if self.show_me is not None:
-            with contextlib.suppress(TimeoutError):
-                await self.show_me.finish()
+        with contextlib.suppress(TimeoutError):
+            await self.show_me.finish()
         everyone = list(self.connected.values()) + list(self.instructors.members)
         self.connected.clear()
         await self.students.aclose()

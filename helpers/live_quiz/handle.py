@@ -132,7 +132,7 @@ def start_live_quiz(
         raise UsageTypeError(f"limits must be a helpers.classroom.Limits, not {type(limits).__name__}")
     bank = QuestionBank(None if quizzes is None else check_names(quizzes, "quizzes"))
     limits = limits or Limits()
-    room = QuizRoom(code or new_code(), secrets.token_urlsafe(16), bank, limits, ShowMe() if show_me else None)
+    room = QuizRoom(code or new_code(), secrets.token_urlsafe(16), bank, limits, ShowMe() if show_me else ShowMe(None))
     chat_room = Room(room.code, limits) if chat else None
     app = live_quiz_app(room, chat_room)
     # uvicorn refuses frames far over the limit itself (1009, no reason); the room explains the rest.

@@ -36,14 +36,16 @@ class ShowMe:
     All methods are called on the server's loop; only the experiment itself runs in a worker thread.
     """
 
-    def __init__(self, runner: Runner = run_evidence) -> None:
-        self.runner = runner
+    def __init__(self, runner: Runner | None = run_evidence) -> None:
+        self.runner = runner  # None: reveals run no experiment
         self.messages: dict[int, dict[str, Any]] = {}  # round number -> the evidence message sent
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     def start(self, played: Round, publish: Publish) -> None:
         """Run `played`'s experiment in the background and `publish` its message; nothing if started already."""
-        if not played.question.evidence or played.number in self.messages or played.number in self._tasks:
+        if self.runner is None or not played.question.evidence:
+            return
+        if played.number in self.messages or played.number in self._tasks:
             return
         task = asyncio.get_running_loop().create_task(self._run(played, publish), name=f"show-me-{played.number}")
         self._tasks[played.number] = task
@@ -51,6 +53,7 @@ class ShowMe:
 
     async def _run(self, played: Round, publish: Publish) -> None:
         try:
+            assert self.runner is not None  # start() checked
             result = await asyncio.to_thread(self.runner, played.question.evidence)
             message = wire.evidence_message(played, result)
         except EvidenceError as exc:
