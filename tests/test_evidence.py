@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from helpers import evidence, quiz, redis_server
+from helpers import evidence, nginx, quiz, redis_server
 from helpers.demo_apps import echo
 from helpers.evidence import core
 from helpers.quiz import Question
@@ -33,6 +33,8 @@ def test_the_experiment_demonstrates_the_key_and_refutes_every_other_option(
     """The live run demonstrates exactly the keyed options' claims and refutes the claim of every other option."""
     if question.evidence == "cross_loop" and not redis_server.available():
         require_binary("redis-server", "apt-get install redis-server, or set REDIS_URL")
+    if question.evidence in evidence.production_edges.NEEDS_NGINX and not nginx.available():
+        require_binary("nginx", "apt-get install nginx")
     result = evidence.run(question.evidence)
     demonstrated = {option.letter for option in question.options if option.claim in result.shows}
     refuted = {option.letter for option in question.options if option.claim in result.refutes}
