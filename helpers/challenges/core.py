@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -121,11 +121,12 @@ class Stoppable(Protocol):
     def stop(self) -> None: ...
 
 
+S = TypeVar("S", bound=Stoppable)
 _started: dict[str, list[Stoppable]] = {}  # challenge key -> what its running check started
 _started_lock = threading.Lock()
 
 
-def started_for(key: str, thing: Stoppable) -> Stoppable:
+def started_for(key: str, thing: S) -> S:
     """Note that the check of `key` started `thing` (a server, an nginx, a child process); returns it.
 
     A check stops what it starts itself (use `with`); this is for the check that gives up (see Registry.check)."""
