@@ -37,6 +37,7 @@ CHROMIUM_FLAGS = [
 ]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 LAB_START_TIMEOUT = 60
+LAB_BIND_ATTEMPTS = 3
 
 
 @dataclass
@@ -96,9 +97,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterato
         env[name] = str(base / name.lower())
     env["JUPYTERLAB_SETTINGS_DIR"] = str(base / "settings")
     _write_settings(base / "settings")
-    port = free_port()
     log = base / "lab.log"
-    command = [
+    process, url = _launch_lab(root, env, log)
+    try:
+        yield Lab(url, root, process, log)
+    finally:
+        _stop(process)
+
+
+def _lab_command(root: Path, port: int) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "jupyter",
@@ -116,26 +124,48 @@ def lab(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterato
         "--LabApp.extension_manager=readonly",
         *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),
     ]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + LAB_START_TIMEOUT
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"JupyterLab did not start:\n{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.25)
-        yield Lab(url, root, process, log)
-    finally:
+
+
+def _launch_lab(root: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start JupyterLab on a free port and wait for /api/status; try a fresh port when the chosen one was taken.
+
+    JupyterLab must be told its port, so another program (an outgoing connection's ephemeral port, a server on
+    port 0) can take it between choosing and binding: CI saw "The port N is already in use" once.
+    """
+    said = ""
+    for _ in range(LAB_BIND_ATTEMPTS):
+        port = free_port()
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                _lab_command(root, port),
+                env=env,
+                cwd=root,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        url = f"http://127.0.0.1:{port}"
+        if _wait_for_lab(url, process):
+            return process, url
         _stop(process)
+        said = log.read_text(errors="replace")
+        if f"port {port} is already in use" not in said:
+            raise RuntimeError(f"JupyterLab did not start:\n{said[-3000:]}")
+    raise RuntimeError(f"JupyterLab found no free port in {LAB_BIND_ATTEMPTS} tries:\n{said[-3000:]}")
+
+
+def _wait_for_lab(url: str, process: subprocess.Popen[bytes]) -> bool:
+    """True once JupyterLab answers /api/status; False if it exits or LAB_START_TIMEOUT passes first."""
+    deadline = time.monotonic() + LAB_START_TIMEOUT
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/api/status", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.25)
+    return False
 
 
 @pytest.fixture(scope="session")
