@@ -480,8 +480,15 @@ def _run_pytest(source: str, name: str) -> dict[str, tuple[str, str]]:
     with project:
         project.write("conftest.py", _CONFTEST)
         project.write("test_chat.py", TEST_IMPORTS + "\n\n" + source)
+        # Only the plugins a test here can use: the venv's others (nbval pulls in jsonschema, hypothesis) cost
+        # ~6 s of start-up per child, which pushed the check past its 15 s under a loaded CI runner.
         run = project.pytest(
             "-q",
+            "--disable-plugin-autoload",
+            "-p",
+            "pytest_timeout",
+            "-p",
+            "pytest_asyncio.plugin",
             "-o",
             "asyncio_default_fixture_loop_scope=function",
             f"--timeout={TEST_TIMEOUT:g}",
