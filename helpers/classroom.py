@@ -35,7 +35,7 @@ import socket
 import textwrap
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 from urllib.parse import quote
@@ -68,6 +68,7 @@ __all__ = [
     "ParticipantInfo",
     "Room",
     "TokenBucket",
+    "announced_address",
     "classroom_app",
     "exposure_notice",
     "fit_reason",
@@ -390,9 +391,27 @@ def _student_url(address: str, port: int | str, code: str) -> str:
     return f"ws://{address}:{port}{PATH}?code={quote(code, safe='')}&name={{name}}"
 
 
-def exposure_notice(host: str, port: int | str, code: str, address: str | None = None, *, dry_run: bool) -> str:
-    """What the instructor must know when the server listens beyond loopback: the URL and the risk."""
-    shown = address or (host if host not in {"0.0.0.0", "::"} else lan_address()) or "<this computer's address>"
+def announced_address(host: str, address: str | None = None) -> str:
+    """The address students are told to connect to: `address` if given, else `host`, else (listening on every
+    interface) this computer's LAN address, else a placeholder for the instructor to fill in."""
+    return address or (host if host not in {"0.0.0.0", "::"} else lan_address()) or "<this computer's address>"
+
+
+def exposure_notice(
+    host: str,
+    port: int | str,
+    code: str,
+    address: str | None = None,
+    *,
+    dry_run: bool,
+    also: Sequence[str] = (),
+    stop_call: str = "classroom.stop()",
+) -> str:
+    """What the instructor must know when the server listens beyond loopback: the URL and the risk.
+
+    `also`: more lines for students (another endpoint on the same server), shown before the warning;
+    `stop_call`: what the instructor calls to stop the server."""
+    shown = announced_address(host, address)
     url = _student_url(shown, port, code)
     where = "ALL network interfaces" if host in {"0.0.0.0", "::"} else f"the interface {host}"
     lines = [
@@ -403,13 +422,14 @@ def exposure_notice(host: str, port: int | str, code: str, address: str | None =
         "or run in their own notebook:",
         "    from helpers.widgets import ChatClient",
         f'    ChatClient("{url}", name="<your name>")',
+        *also,
         "",
         *textwrap.wrap(
             f"WARNING: listening on {where} means that every device that can reach this computer on port {port} "
             "can connect: everyone on this Wi-Fi or LAN, and the whole internet if the computer has a public "
             "address or a forwarded port. The join code is the only lock, and ws:// sends it unencrypted, so "
             "anyone who can see the network traffic can read it and the chat. Use it only on a network you trust, "
-            "share the code only in the room, and call classroom.stop() when the class ends.",
+            f"share the code only in the room, and call {stop_call} when the class ends.",
             width=100,
         ),
     ]
@@ -441,8 +461,7 @@ class Classroom:
         """The URL to give students: the LAN address when listening beyond loopback, else `url`."""
         if is_loopback(self.host):
             return self.url
-        shown = self._address or (self.host if self.host not in {"0.0.0.0", "::"} else lan_address())
-        return _student_url(shown or "<this computer's address>", self.server.port, self.code)
+        return _student_url(announced_address(self.host, self._address), self.server.port, self.code)
 
     def url_for(self, name: str, code: str | None = None) -> str:
         """A concrete URL for one student (another `code` to try a wrong one)."""

@@ -181,7 +181,7 @@ def test_one_answer_each_as_themselves_and_only_letters(live: LiveQuiz) -> None:
     )
     assert as_bob == {
         "type": "error",
-        "reason": "a 'answer' message takes only answer, question, type, not 'name' "
+        "reason": "the 'answer' message takes only answer, question, type, not 'name' "
         "(you answer as the name you joined with)",
     }
     assert markup["type"] == "error" and "<" not in markup["reason"]

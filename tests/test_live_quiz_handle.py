@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers.clients import attempt_sync
-from helpers.live_quiz import ROW_FIELDS, LiveQuiz, start_live_quiz
+from helpers.live_quiz import ROW_FIELDS, LiveQuiz, exposure_notice_for_quiz, start_live_quiz
 from helpers.usage import UsageError, UsageTypeError
 from tests.live_quiz_support import client
 from tests.support import Snapshot
@@ -104,3 +104,16 @@ def test_start_live_quiz_refuses_arguments_that_cannot_work(no_leaks: Snapshot) 
         start_live_quiz(limits={"rate": 1})  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="code is empty"):
         start_live_quiz(" ")
+
+
+def test_the_notice_for_a_quiz_beyond_loopback_gives_students_their_quiz_cell() -> None:
+    """The notice for a quiz on 0.0.0.0 names the address students use, their StudentQuiz cell with the quiz URL,
+    the chat URL beside it, and the warning, telling the instructor to stop it with live.stop()."""
+    notice = exposure_notice_for_quiz("0.0.0.0", 8765, "maple 42", address="192.0.2.10", dry_run=True)
+    assert notice.startswith("DRY RUN: nothing is listening. A real start would listen on ALL network interfaces")
+    assert 'StudentQuiz("ws://192.0.2.10:8765/quiz/student?code=maple%2042&name={name}", "<your name>")' in notice
+    assert "ws://192.0.2.10:8765/chat?code=maple%2042&name={name}" in notice
+    quiz_line, warning = notice.index("StudentQuiz("), notice.index("WARNING: listening on ALL network interfaces")
+    assert quiz_line < warning
+    assert "call live.stop() when the class ends" in " ".join(notice.split())
+    assert "classroom.stop()" not in notice

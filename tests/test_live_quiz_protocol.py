@@ -50,10 +50,11 @@ ANSWER_ONE_OF = 'a list of different capital letters from ABCDEFGH: ["B"]'
         ('["answer"]', 'send a JSON object with a "type" (answer), not a bare value or list'),
         ('{"question": "q"}', 'unknown message type: a student sends {"type": ...} with one of answer'),
         ('{"type": "push", "quiz": "b", "question": "q"}', 'unknown message type: a student sends {"type": ...}'),
-        ('{"type": "answer", "answer": ["A"]}', "a 'answer' message needs 'question': the question's id, a str"),
+        ('{"type": "answer", "answer": ["A"]}', "the 'answer' message needs 'question': the question's id, a str"),
         (
             '{"type": "answer", "question": "q", "answer": ["A"], "name": "bob"}',
-            "a 'answer' message takes only answer, question, type, not 'name' (you answer as the name you joined with)",
+            "the 'answer' message takes only answer, question, type, not 'name' "
+            "(you answer as the name you joined with)",
         ),
         ('{"type": "answer", "question": "q", "answer": "A"}', f"'answer' must be {ANSWER_ONE_OF}"),
         ('{"type": "answer", "question": "q", "answer": ["<b>A</b>"]}', f"'answer' must be {ANSWER_ONE_OF}"),

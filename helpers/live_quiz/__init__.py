@@ -8,7 +8,8 @@ One module per concept, the public names re-exported here (`from helpers import 
   the builders of what the server sends; nothing before the reveal carries the key or the explanation.
 - `app`: `QuizRoom`, the Starlette WebSocket endpoints for students and the instructor, with the classroom's
   join code, name rule, limits and close codes; `live_quiz_app` serves it, with the classroom chat beside it.
-- `handle`: `start_live_quiz()` and the instructor's `LiveQuiz` handle (URLs, results, stop).
+- `handle`: `start_live_quiz()` and the instructor's `LiveQuiz` handle (URLs, results, stop), and the notice
+  for a quiz that listens beyond loopback.
 - `export`: the results as rows for `csv` or `pandas.DataFrame`.
 - `views`: `StudentView` and `InstructorView`, what a client knows from the messages it received (the state a
   widget draws), with the remaining time from the server's clock.
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from helpers.live_quiz.app import INSTRUCTOR_PATH, MAX_INSTRUCTORS, STUDENT_PATH, QuizRoom, live_quiz_app, quiz_routes
 from helpers.live_quiz.export import ROW_FIELDS, csv_text, result_rows, write_csv
-from helpers.live_quiz.handle import LiveQuiz, start_live_quiz
+from helpers.live_quiz.handle import LiveQuiz, exposure_notice_for_quiz, start_live_quiz
 from helpers.live_quiz.protocol import (
     AnswerMessage,
     ProtocolError,
@@ -69,6 +70,7 @@ __all__ = [
     "StudentView",
     "answer_text",
     "csv_text",
+    "exposure_notice_for_quiz",
     "live_quiz_app",
     "parse",
     "push_text",

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from helpers.classroom import Classroom, Limits, Room, exposure_notice, is_loopback, new_code
+from helpers.classroom import Classroom, Limits, Room, announced_address, exposure_notice, is_loopback, new_code
 from helpers.live_quiz.app import INSTRUCTOR_PATH, STUDENT_PATH, QuizRoom, live_quiz_app
 from helpers.live_quiz.export import Row, csv_text, result_rows, write_csv
 from helpers.live_quiz.session import QuestionBank, Standing
@@ -28,7 +28,7 @@ from helpers.live_quiz.show_me import ShowMe
 from helpers.servers import DEFAULT_HOST, ThreadServer, serve
 from helpers.usage import UsageTypeError, check_names, check_text
 
-__all__ = ["LiveQuiz", "start_live_quiz"]
+__all__ = ["LiveQuiz", "exposure_notice_for_quiz", "start_live_quiz"]
 
 
 class LiveQuiz:
@@ -108,6 +108,22 @@ class LiveQuiz:
         return f"<LiveQuiz {self.server.name!r} {state}, {where}, {len(self.room.session.rounds)} rounds>"
 
 
+def exposure_notice_for_quiz(
+    host: str, port: int | str, code: str, address: str | None = None, *, dry_run: bool
+) -> str:
+    """The classroom's notice for a live quiz that listens beyond loopback: the chat's URL, the students' quiz
+    cell with its URL, and the warning. `address` is the one students are told (found from the routing table
+    otherwise); `dry_run=True` words it for a server that is not started."""
+    url = f"ws://{announced_address(host, address)}:{port}{STUDENT_PATH}?code={quote(code, safe='')}&name={{name}}"
+    quiz_lines = [
+        "",
+        "The live quiz: students run in their own notebook",
+        "    from helpers.live_quiz.widgets import StudentQuiz",
+        f'    StudentQuiz("{url}", "<your name>")',
+    ]
+    return exposure_notice(host, port, code, address, dry_run=dry_run, also=quiz_lines, stop_call="live.stop()")
+
+
 def start_live_quiz(
     code: str | None = None,
     *,
@@ -118,12 +134,14 @@ def start_live_quiz(
     limits: Limits | None = None,
     chat: bool = True,
     show_me: bool = True,
+    address: str | None = None,
 ) -> LiveQuiz:
     """Serve a live quiz for a class (a random join code unless `code` is given) and return the instructor's handle.
 
     `quizzes` are quiz names from quizzes/ (all of them by default). With `chat=True` the classroom chat runs on
     the same server at /chat, with the same join code and limits. `host` stays 127.0.0.1 unless you pass
-    another; then the classroom's notice about who can connect is printed, with the students' quiz URL.
+    another; then the classroom's notice about who can connect is printed, with the students' quiz URL (at
+    `address` if given, else this computer's LAN address).
     With `show_me=True` each reveal runs the question's "Show me" experiment once, for the whole room.
     """
     if code is not None:
@@ -139,6 +157,5 @@ def start_live_quiz(
     server = serve(app, name=name, host=host, port=port, ws_max_size=max(65536, 4 * limits.max_message_bytes))
     live = LiveQuiz(server, room, chat_room, host)
     if not is_loopback(host):
-        print(exposure_notice(host, server.port, room.code, dry_run=False))
-        print(f"Live quiz, for students: ws://<this address>:{server.port}{STUDENT_PATH}?code={room.code}&name=...")
+        print(exposure_notice_for_quiz(host, server.port, room.code, address, dry_run=False))
     return live

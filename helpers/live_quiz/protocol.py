@@ -213,14 +213,14 @@ def _fields(data: Mapping[str, Any], message_type: str) -> dict[str, Any]:
         extra_shown = ", ".join(repr(name[:20]) for name in extra[:3])
         takes = ", ".join(sorted(known))
         raise ProtocolError(
-            f"a {message_type!r} message takes only {takes}, not {extra_shown}"
+            f"the {message_type!r} message takes only {takes}, not {extra_shown}"
             + (" (you answer as the name you joined with)" if message_type == ANSWER else "")
         )
     values: dict[str, Any] = {}
     for spec in specs:
         if spec.name not in data:
             if spec.required:
-                raise ProtocolError(f"a {message_type!r} message needs {spec.name!r}: {spec.expect}")
+                raise ProtocolError(f"the {message_type!r} message needs {spec.name!r}: {spec.expect}")
             continue
         if not spec.check(data[spec.name]):
             raise ProtocolError(f"{spec.name!r} must be {spec.expect}")
