@@ -123,7 +123,8 @@ def test_the_reveal_reaches_every_student_and_the_leaderboard_the_instructor(roo
 
 
 def test_the_buttons_push_and_reveal_as_the_methods_do(room: Room) -> None:
-    """The instructor's menus come from the welcome catalogue; Push and Reveal clicks run a round."""
+    """The instructor's menus come from the welcome catalogue; Push and Reveal clicks run a round; a pushed question
+    is ticked and the menu moves on to one not asked yet."""
     teacher = room.teacher
     assert teacher.quiz_menu.value == QUIZ and Q1 in teacher.question_menu.options[0][0]
     teacher.question_menu.value, teacher.seconds.value = Q2, 15
@@ -131,6 +132,10 @@ def test_the_buttons_push_and_reveal_as_the_methods_do(room: Room) -> None:
     room.students["cy"].wait_for(lambda v: v.question_id == Q2, WAIT)
     assert 13.5 < (room.students["cy"].view.remaining() or 0) <= 15
     teacher.wait_for(lambda v: v.question_id == Q2, WAIT)
+    # Once pushed, Q2 is ticked and the menu moves on to the first question not asked, so Push goes on through the quiz.
+    labels = dict((value, label) for label, value in teacher.question_menu.options)
+    assert labels[Q2].startswith(f"✓ {Q2}: ") and not labels[Q1].startswith("✓")
+    assert teacher.question_menu.value == Q1
     teacher.reveal_button.click()
     room.students["cy"].wait_for(lambda v: v.revealed is not None, WAIT)
 

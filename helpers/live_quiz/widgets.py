@@ -336,6 +336,7 @@ class InstructorQuiz(LiveQuizWidget):
         self.reveal_button = widgets.Button(description="Reveal")
         self.histogram = _Histogram()
         self._catalogue: list[dict[str, Any]] = []
+        self._asked_drawn: list[str] = []
         self.quiz_menu.observe(lambda _: self._fill_questions(), names="value")
         self.push_button.on_click(lambda _: self._ui_push())
         self.reveal_button.on_click(lambda _: self._ui_reveal())
@@ -357,6 +358,8 @@ class InstructorQuiz(LiveQuizWidget):
             self._catalogue = list(view.quizzes)
             self.quiz_menu.options = [(str(q["title"]), str(q["id"])) for q in view.quizzes]
             _pick_first(self.quiz_menu)
+            self._fill_questions()
+        elif view.asked != self._asked_drawn:  # a push went out: tick it, and move on to a question not asked yet
             self._fill_questions()
         question = view.question
         self.question_html.value = (
@@ -380,6 +383,8 @@ class InstructorQuiz(LiveQuizWidget):
         return [*self.parts, *self.histogram.parts]
 
     def _fill_questions(self) -> None:
+        """The chosen quiz's questions, those asked ticked, the first one not asked selected (else the first)."""
+        self._asked_drawn = list(self.view.asked)
         for quiz in self._catalogue:
             if quiz["id"] == self.quiz_menu.value:
                 asked = set(self.view.asked)
@@ -387,6 +392,9 @@ class InstructorQuiz(LiveQuizWidget):
                     (f"{'✓ ' if q['id'] in asked else ''}{q['id']}: {q['prompt'][:50]}", str(q["id"]))
                     for q in quiz["questions"]
                 ]
+                fresh = [str(q["id"]) for q in quiz["questions"] if q["id"] not in asked]
+                if fresh:
+                    self.question_menu.value = fresh[0]
                 _pick_first(self.question_menu)
                 return
         self.question_menu.options = []
