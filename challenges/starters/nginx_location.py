@@ -1,0 +1,5 @@
+LOCATION = """
+location / {
+    proxy_pass http://app;
+}
+"""
