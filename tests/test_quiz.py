@@ -109,18 +109,7 @@ def test_every_module_of_the_package_declares_what_it_exports() -> None:
 # -- the quiz files
 
 
-# The production quiz is being written (issue #23: 11 of its 14 questions so far). strict: the day it has 14 this
-# xfail turns into a failure, so the mark cannot outlive the reason.
-UNFINISHED = {"production": "the production quiz has 11 of its 14 questions so far (issue #23)"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=UNFINISHED[n], strict=True)) if n in UNFINISHED else n
-        for n in QUIZZES
-    ],
-)
+@pytest.mark.parametrize("name", QUIZZES)
 def test_quiz_files_load_with_at_least_fourteen_valid_questions(name: str) -> None:
     """Each quiz file parses, has a title and badge, and at least 14 questions with valid categories and levels."""
     loaded = quiz.load_quiz(name)

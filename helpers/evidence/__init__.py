@@ -14,13 +14,13 @@ every other one: the code, not the author, decides which answer is right.
 Each experiment receives a `Trial`: it serves the experiment's servers under its name and settles its claims, so
 the experiment's code states only what it sets up and observes. The experiments live by quiz:
 `helpers.evidence.channels`, `helpers.evidence.broadcasting`, and for the production quiz
-`helpers.evidence.production_servers` (lessons 13-15) and `helpers.evidence.production_edges` (16-17); the
-pieces they share are in `helpers.evidence.shared`, and the never-reading client of the slow-client experiments
-in `helpers.slow_clients`.
+`helpers.evidence.production_servers` (lessons 13-15), `helpers.evidence.production_edges` (16) and
+`helpers.evidence.production_auth` (17); the pieces they share are in `helpers.evidence.shared`, and the
+never-reading client of the slow-client experiments in `helpers.slow_clients`.
 """
 
 # importing the quiz modules registers their experiments
-from helpers.evidence import broadcasting, channels, production_edges, production_servers  # noqa: F401
+from helpers.evidence import broadcasting, channels, production_auth, production_edges, production_servers  # noqa: F401
 from helpers.evidence.core import EXPERIMENTS, RUN_TIMEOUT, Evidence, EvidenceError, Trial, experiment, names, run
 
 __all__ = ["EXPERIMENTS", "RUN_TIMEOUT", "Evidence", "EvidenceError", "Trial", "experiment", "names", "run"]

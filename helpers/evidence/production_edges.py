@@ -1,11 +1,9 @@
-"""Evidence for the production quiz's questions on lessons 16-17 (quizzes/production.toml): proxies, workers, TLS
-and authentication.
+"""Evidence for the production quiz's questions on lesson 16 (quizzes/production.toml): proxies, workers and TLS.
 
-Lesson 16's experiments put a real nginx (helpers.nginx, from PATH) in front of uvicorn 0.54 (websockets-sansio)
-served in a thread, and stop it before they return; without nginx they raise EvidenceError with the install
-command. Lesson 17's serve the token checks the lesson teaches (PyJWT HS256, checked in the endpoint, in a FastAPI
-dependency) and point real `websockets` clients at them. Every claim is settled from what the run observed, and
-the fact lines print that observation.
+Its experiments put a real nginx (helpers.nginx, from PATH) in front of uvicorn 0.54 (websockets-sansio) served
+in a thread, and stop it before they return; without nginx they raise EvidenceError with the install command.
+Every claim is settled from what the run observed, and the fact lines print that observation. Lesson 17's
+experiments (authentication) are in helpers.evidence.production_auth.
 """
 
 from __future__ import annotations
