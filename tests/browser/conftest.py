@@ -181,11 +181,17 @@ def browser(chromium_path: str) -> Iterator[Any]:
             instance.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def new_page(browser: Any, width: int = 1400) -> tuple[Any, Any]:
+    """A fresh browser context (its own cookies and storage) and a page in it, with the tests' default timeout."""
+    context = browser.new_context(viewport={"width": width, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(30_000)
+    return context, page
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context, page = new_page(browser)
     try:
         yield page
     finally:
@@ -200,4 +206,4 @@ def save_screenshot(page: Any, name: str) -> Path:
     return path
 
 
-__all__ = ["IN_CI", "Lab", "save_screenshot"]
+__all__ = ["IN_CI", "Lab", "new_page", "save_screenshot"]

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from helpers.live_quiz import LiveQuiz, start_live_quiz
-from tests.browser.conftest import Lab, save_screenshot
+from tests.browser.conftest import Lab, new_page, save_screenshot
 from tests.browser.test_notebooks_in_lab import open_notebook, wait_until_done
 from tests.browser.test_widget_interactions import click_button, run_all_above, wait_for_text
 
@@ -46,9 +46,7 @@ def _page_notebook(folder: Path, name: str, source: str) -> str:
 
 def _open_page(browser: Any, lab: Lab, file: str) -> tuple[Any, Any]:
     """A browser context and page with `file` open and its cell run; returns (context, page)."""
-    context = browser.new_context(viewport={"width": 1200, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
+    context, page = new_page(browser, width=1200)
     open_notebook(page, lab, file)
     run_all_above(page, END)
     wait_until_done(page)
