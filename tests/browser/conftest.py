@@ -198,6 +198,21 @@ def page(browser: Any) -> Iterator[Any]:
         context.close()
 
 
+def stop_kernels_of(lab: Lab, name: str) -> None:
+    """End the sessions JupyterLab holds for notebook `name`, so its kernel (and the servers it started) stops now.
+
+    A kernel left to the end of the session keeps its servers and threads running beside every later notebook,
+    and one killed when JupyterLab stops skips its atexit clean-up (temporary folders are left behind).
+    """
+    with urllib.request.urlopen(f"{lab.url}/api/sessions", timeout=10) as response:
+        sessions = json.loads(response.read())
+    for session in sessions:
+        if session.get("path") == name:
+            request = urllib.request.Request(f"{lab.url}/api/sessions/{session['id']}", method="DELETE")
+            with urllib.request.urlopen(request, timeout=30):
+                pass
+
+
 def save_screenshot(page: Any, name: str) -> Path:
     """Screenshot as a test artifact (test-artifacts/ is git-ignored)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -206,4 +221,4 @@ def save_screenshot(page: Any, name: str) -> Path:
     return path
 
 
-__all__ = ["IN_CI", "Lab", "new_page", "save_screenshot"]
+__all__ = ["IN_CI", "Lab", "new_page", "save_screenshot", "stop_kernels_of"]

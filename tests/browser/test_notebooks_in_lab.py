@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 
-from tests.browser.conftest import Lab, save_screenshot
+from tests.browser.conftest import Lab, save_screenshot, stop_kernels_of
 from tests.support import ROOT
 
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -120,16 +120,20 @@ def test_notebook_runs_in_jupyterlab(page: Any, lab: Lab, name: str) -> None:
     """Run All in JupyterLab finishes with no unexpected error output, every widget rendered and no page errors."""
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
-    open_notebook(page, lab, name)
-    run_all(page)
-    wait_until_done(page)
-    notebook = save(page, lab.root / name)
-    save_screenshot(page, Path(name).stem)
+    try:
+        open_notebook(page, lab, name)
+        run_all(page)
+        wait_until_done(page)
+        notebook = save(page, lab.root / name)
+        save_screenshot(page, Path(name).stem)
+        text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").inner_text()
+        rendered_widgets = page.locator(".jp-OutputArea-output .jupyter-widgets").count()
+    finally:
+        stop_kernels_of(lab, name)
     code_cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     assert unexpected_errors(notebook) == []
     not_run = [i for i, c in enumerate(notebook["cells"]) if c["cell_type"] == "code" and not c.get("execution_count")]
     assert not_run == [], f"cells that did not run: {not_run}"
-    text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").inner_text()
     for failure in WIDGET_FAILURES:
         assert failure not in text, f"a widget shows {failure!r}"
     widget_outputs = sum(
@@ -138,5 +142,5 @@ def test_notebook_runs_in_jupyterlab(page: Any, lab: Lab, name: str) -> None:
         for output in cell.get("outputs", [])
         if "application/vnd.jupyter.widget-view+json" in output.get("data", {})
     )
-    assert page.locator(".jp-OutputArea-output .jupyter-widgets").count() >= min(widget_outputs, 1)
+    assert rendered_widgets >= min(widget_outputs, 1)
     assert page_errors == []
