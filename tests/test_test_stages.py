@@ -65,8 +65,8 @@ def test_an_unknown_stage_name_says_which_names_exist(
     assert "unknown stage nope: choose from first" in capsys.readouterr().err
 
 
-def test_the_browser_stage_checks_the_static_site_in_one_process_after_the_lab_tests() -> None:
-    """The browser stage leaves the site test out of its xdist run and then runs it alone, so it builds once."""
-    first, second = tool.STAGES["browser"].commands
-    assert f"--ignore={tool.SITE_TEST}" in first and "-n" in first
-    assert second[-1] == tool.SITE_TEST and "-n" not in second
+def test_the_browser_stage_runs_every_browser_test_in_one_loadgroup_run() -> None:
+    """The browser stage is one xdist run over tests/browser with --dist loadgroup (the site's group stays whole)."""
+    (command,) = tool.STAGES["browser"].commands
+    assert "tests/browser" in command and "--ignore" not in " ".join(command)
+    assert command[command.index("--dist") + 1] == "loadgroup" and "-n" in command

@@ -3,16 +3,18 @@
 pytest-xdist 3.8 tells its scheduler about a group by appending `@<group>` to each marked item's node id, and it
 does so by assigning `item._nodeid`. pytest 9.2 builds `nodeid` from a structured `item._id` instead, so the
 assignment has no effect: the suffix never reaches the scheduler, and grouped tests are spread over the workers
-as if unmarked. Nothing fails; the browser stage's "heavy" notebooks (tests/browser/test_notebooks_in_lab.py)
-simply ran side by side. This hook, run after xdist's, sets the suffix where pytest 9.2 reads it, and does
-nothing once xdist sets it itself (an id that already ends with the suffix) or without `--dist loadgroup`.
+as if unmarked. Nothing fails: the browser stage's grouped notebooks simply ran side by side, and a grouped module
+would set up its module fixtures once per worker. This hook, run after xdist's, sets the suffix where pytest 9.2
+reads it, and does nothing once xdist sets it itself (an id that already ends with the suffix) or without
+`--dist loadgroup`.
 tests/test_xdist_groups.py checks it.
 
-It is not switched on for the suite yet (tests/conftest.py would import it). With it on, the heavy notebooks run
-one after the other on one worker, so the other worker runs every light notebook beside a heavy one: two of three
-clean-clone runs then failed load-sensitive checks of light notebooks (lesson 15's heartbeat timing, since
-measured on the server; lesson 05's median delivery of async_to_sync). Switch it on together with making those
-checks independent of load, and measure the browser stage twice.
+tests/browser/conftest.py switches it on for the browser stage, where it keeps the static site's tests
+(xdist_group "site") on one worker, so the site is built and visited once while the other worker runs notebooks.
+The notebooks in JupyterLab are not grouped: holding the load-heavy ones (08, 13, 15, 16) on one worker made every
+light notebook run beside a heavy one, and two of three clean-clone runs then failed load-sensitive checks of light
+notebooks (lesson 15's heartbeat timing, since measured on the server; lesson 05's median delivery of
+async_to_sync); spread over the workers as in every green run, they pass.
 """
 
 from __future__ import annotations

@@ -36,7 +36,6 @@ STRICT_NBVAL = [
     "-o",
     "filterwarnings=default",
 ]
-SITE_TEST = "tests/browser/test_site.py"  # `make site`'s output in Chromium
 
 NBVAL = ["-p", "tests.nbval_second_run", *STRICT_NBVAL]
 
@@ -74,14 +73,9 @@ STAGES = {
         ),
         Stage(
             "browser",
-            "every notebook and widget in real JupyterLab and Chromium, then the static site",
-            (
-                # loadgroup: notebooks marked xdist_group("heavy") share a worker
-                # (tests/browser/test_notebooks_in_lab.py).
-                (*PYTEST, "tests/browser", f"--ignore={SITE_TEST}", "-n", str(BROWSER_WORKERS), "--dist", "loadgroup"),
-                # One process: its tests share one build of the site and one visit of each page.
-                (*PYTEST, SITE_TEST),
-            ),
+            "every notebook and widget in real JupyterLab and Chromium, and the static site",
+            # loadgroup: the static site's tests (xdist_group "site") share one worker and one build of the site.
+            ((*PYTEST, "tests/browser", "-n", str(BROWSER_WORKERS), "--dist", "loadgroup"),),
         ),
     )
 }

@@ -25,6 +25,7 @@ import pytest
 
 from helpers.servers import free_port
 from tests.support import IN_CI, ROOT, require_binary
+from tests.xdist_groups import pytest_collection_modifyitems  # noqa: F401  (the hook: keeps xdist groups whole)
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from tests.browser.conftest import Lab, save_screenshot, stop_kernels_of
+from tests.browser.conftest import Lab, new_page, save_screenshot, stop_kernels_of
 from tests.support import ROOT
 
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -18,9 +19,21 @@ WIDGET_FAILURES = ("Error displaying widget", "Loading widget...")
 
 
 def open_notebook(page: Any, lab: Lab, name: str) -> None:
-    """Open `name` in JupyterLab and wait until its kernel is idle."""
+    """Load JupyterLab in `page` with `name` open and wait until its kernel is idle."""
     # ?reset: start from an empty workspace, not from the tabs an earlier test left open.
     page.goto(f"{lab.url}/lab/tree/{name}?reset")
+    wait_for_kernel(page)
+
+
+def open_from_file_browser(page: Any, name: str) -> None:
+    """In a page where JupyterLab is already loaded, open `name` by double-clicking it in the file browser and
+    wait until its kernel is idle (loading JupyterLab again for each notebook costs seconds of CPU)."""
+    page.locator(".jp-DirListing-itemText").get_by_text(name, exact=True).dblclick()
+    wait_for_kernel(page)
+
+
+def wait_for_kernel(page: Any) -> None:
+    """Bounded wait until the notebook shown has its Python kernel, idle for a moment, with no dialog asking."""
     page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook", timeout=60_000)
     deadline = time.monotonic() + 60
     settled_since: float | None = None
@@ -30,7 +43,9 @@ def open_notebook(page: Any, lab: Lab, name: str) -> None:
             kernel_dialog.locator("button.jp-mod-accept").click()
         ready = (
             page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-KernelName", has_text="Python 3").count()
-            and page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count()
+            and page.locator(
+                ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']"
+            ).count()
             and not kernel_dialog.count()
         )
         if ready:
@@ -43,27 +58,54 @@ def open_notebook(page: Any, lab: Lab, name: str) -> None:
         time.sleep(0.25)
 
 
+def menu(page: Any, menu_name: str, item: str) -> None:
+    """Click `menu_name` in the menu bar, then its entry `item`, as a learner would."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=menu_name).first.click()
+    page.locator(".lm-Menu-itemLabel").get_by_text(item, exact=True).click()
+
+
 def run_all(page: Any) -> None:
-    """Run > Run All Cells, through the menu as a learner would."""
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+    """Edit > Clear Outputs of All Cells, then Run > Run All Cells: every prompt shows [ ] until its cell has run,
+    so wait_until_done can tell a finished run from the stored outputs."""
+    menu(page, "Edit", "Clear Outputs of All Cells")
+    menu(page, "Run", "Run All Cells")
 
 
-def wait_until_done(page: Any, timeout: float = RUN_TIMEOUT) -> None:
-    """Bounded wait until no cell is queued or running and the kernel has stayed idle for a moment."""
+# Each code cell's prompt in the notebook shown: "[ ]:" never run (or cleared), "[*]:" queued or running, "[7]:" ran.
+PROMPTS = """() => [...document.querySelectorAll(
+    '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')].map(p => p.textContent.trim())"""
+
+
+def wait_until_done(page: Any, timeout: float = RUN_TIMEOUT, cleared: bool = False) -> None:
+    """Bounded wait until no cell is queued or running and the kernel has stayed idle for a moment; with `cleared`
+    (run_all cleared every prompt first, so a number means "ran in this kernel"), at once when every code cell
+    shows a number."""
     deadline = time.monotonic() + timeout
     idle_since: float | None = None
     while time.monotonic() < deadline:
-        busy = page.locator(".jp-InputPrompt", has_text="[*]").count()
-        idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count()
-        if busy == 0 and idle:
+        prompts = page.evaluate(PROMPTS)
+        busy = any("*" in prompt for prompt in prompts)
+        idle = page.locator(
+            ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']"
+        ).count()
+        if not busy and idle:
+            if cleared and prompts and all(any(ch.isdigit() for ch in prompt) for prompt in prompts):
+                return
             idle_since = idle_since or time.monotonic()
-            if time.monotonic() - idle_since > 1.5:  # between two cells the kernel is briefly idle
+            # Between two cells the kernel is briefly idle; a run that stopped early leaves "[ ]" prompts.
+            if time.monotonic() - idle_since > 1.5:
                 return
         else:
             idle_since = None
         time.sleep(0.25)
     raise AssertionError(f"notebook still running after {timeout} s")
+
+
+def close_and_shut_down(page: Any) -> None:
+    """File > Close and Shut Down Notebook…, confirmed: the tab closes and its kernel stops."""
+    menu(page, "File", "Close and Shut Down Notebook…")
+    page.locator(".jp-Dialog button.jp-mod-accept").click()
+    page.wait_for_selector(".jp-NotebookPanel", state="detached", timeout=30_000)
 
 
 def save(page: Any, path: Path) -> dict[str, Any]:
@@ -99,37 +141,49 @@ def unexpected_errors(notebook: dict[str, Any]) -> list[str]:
     return found
 
 
-# The notebook that loads the machine most and the two that time things run one after the other on one worker
-# (the stage uses --dist loadgroup): 08's clients read 100 KB messages from 24 sockets at 80 a second and check
-# that none falls behind, 13 starts six server processes and floods them, which made 08's clients fall behind
-# when both ran, 15 checks that keepalive timers fire within 0.3 s of their bounds, and 16 that nginx cuts a
-# quiet WebSocket between its 0.5 s read timeout and twice that. Under pytest 9.2 the mark is inert
-# (pytest-xdist#1386); tests/xdist_groups.py says why its fix is not switched on yet.
-HEAVY = {
-    "08_broadcast_at_scale.ipynb",
-    "13_which_server.ipynb",
-    "15_dead_peers_and_reconnect.ipynb",
-    "16_proxies_workers_tls.ipynb",
-}
-NOTEBOOK_PARAMS = [pytest.param(n, marks=pytest.mark.xdist_group("heavy")) if n in HEAVY else n for n in NOTEBOOKS]
+@pytest.fixture(scope="module")
+def lab_page(browser: Any, lab: Lab) -> Iterator[Any]:
+    """One page per worker with JupyterLab loaded once: each notebook test opens its notebook from the file browser
+    and closes it (kernel shut down) at the end, as a learner going through the series would."""
+    context, page = new_page(browser)
+    try:
+        load_lab(page, lab)
+        yield page
+    finally:
+        context.close()
+
+
+def load_lab(page: Any, lab: Lab) -> None:
+    """JupyterLab in `page` on an empty workspace, its file browser listing the notebooks."""
+    page.goto(f"{lab.url}/lab?reset")
+    page.wait_for_selector(".jp-DirListing-itemText", timeout=60_000)
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("name", NOTEBOOK_PARAMS)
-def test_notebook_runs_in_jupyterlab(page: Any, lab: Lab, name: str) -> None:
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_in_jupyterlab(lab_page: Any, lab: Lab, name: str) -> None:
     """Run All in JupyterLab finishes with no unexpected error output, every widget rendered and no page errors."""
+    page = lab_page
     page_errors: list[str] = []
-    page.on("pageerror", lambda error: page_errors.append(str(error)))
+
+    def record(error: Any) -> None:
+        page_errors.append(str(error))
+
+    page.on("pageerror", record)
     try:
-        open_notebook(page, lab, name)
+        open_from_file_browser(page, name)
         run_all(page)
-        wait_until_done(page)
+        wait_until_done(page, cleared=True)
         notebook = save(page, lab.root / name)
         save_screenshot(page, Path(name).stem)
         text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").inner_text()
         rendered_widgets = page.locator(".jp-OutputArea-output .jupyter-widgets").count()
+        close_and_shut_down(page)
     finally:
-        stop_kernels_of(lab, name)
+        page.remove_listener("pageerror", record)
+        stop_kernels_of(lab, name)  # a no-op after close_and_shut_down; stops the kernel when the test failed first
+        if page.locator(".jp-NotebookPanel, .jp-Dialog").count():  # the test failed midway: the next one starts clean
+            load_lab(page, lab)
     code_cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     assert unexpected_errors(notebook) == []
     not_run = [i for i, c in enumerate(notebook["cells"]) if c["cell_type"] == "code" and not c.get("execution_count")]

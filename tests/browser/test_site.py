@@ -23,7 +23,9 @@ import pytest
 
 from tests.support import IN_CI, ROOT, load_script
 
-pytestmark = pytest.mark.timeout(120)  # tools/test_stages.py runs this file in one process, after the rest
+# One xdist group: the module's fixtures build the site and visit each page once, so its tests share one worker
+# (tests/xdist_groups.py makes the group hold under pytest 9.2) while the other runs notebooks in JupyterLab.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("site")]
 
 site_tool = load_script("tools/site.py", "site_tool")
 SERIES = [lesson for lesson in site_tool.load_series() if lesson.exists]
