@@ -38,6 +38,7 @@ import uvicorn
 import uvicorn.importer
 
 from helpers import asgi_servers, loops, server_logs
+from helpers.spawn import reap
 from helpers.usage import (
     LOG_LEVELS,
     UsageError,
@@ -841,8 +842,8 @@ def serve_process(
     command += ["--host", host, "--port", str(port), "--log-level", log_level, "--server", server]
     command += ["--library-defaults"] if library_defaults else []
     with os.fdopen(fd, "wb") as log_file:
-        process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, env=child_env
+        process = reap(
+            subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, env=child_env)
         )
     handle = ProcessServer(name, host, port, process, log_path, server)
     line = _first_line(process, name, ready_timeout)

@@ -5,6 +5,11 @@ children (redis-server, nginx, the lesson-15 client) are started by the one spaw
 as the process and starts at import, before anything counts threads; never by a short-lived worker (an evidence
 run, a quiz's Show me), whose end would kill them. Elsewhere than Linux nothing is set: each helper still stops its
 children itself, and at exit.
+
+Every child is also reaped the moment it ends (`reap`): a child that ended but was never waited for stays a zombie,
+and ipykernel's shutdown counts zombies as children still running. It signals them again and again for about
+2.5 s, until nbval or JupyterLab stops waiting and terminates the kernel, whose atexit clean-up (the temporary
+folders the helpers remove at exit) then never runs.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import functools
 import signal
 import subprocess
 import sys
+import threading
 from typing import Any
 
-__all__ = ["spawn"]
+__all__ = ["reap", "spawn"]
 
 
 def _die_with_parent(death_signal: int) -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -39,4 +45,14 @@ def spawn(command: list[str], *, death_signal: int = signal.SIGTERM, **popen_opt
     def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen(command, preexec_fn=functools.partial(_die_with_parent, death_signal), **popen_options)
 
-    return _spawner.submit(start).result()
+    return reap(_spawner.submit(start).result())
+
+
+def reap(process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Collect `process`'s exit status as soon as it ends, from a daemon thread; returns `process`.
+
+    Waiting from another thread is safe: Popen guards waitpid with a lock, `poll()` meanwhile reports the child
+    as running (it is), and a `wait(timeout)` elsewhere returns once this thread has collected the status.
+    """
+    threading.Thread(target=process.wait, name=f"reap-{process.pid}", daemon=True).start()
+    return process

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, require_binary
 
 pytest_plugins = ("pytester",)
 
@@ -78,3 +78,29 @@ def test_a_slow_cell_fails_with_a_message_that_says_what_to_do(pytester: pytest.
     result = run_nbval(pytester, "-o", "nbval_cell_limit=0.4")
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["*Cell 0 took * s; a cell must finish within 0.4 s: shorten its waits*"])
+
+
+def test_the_kernel_is_shut_down_so_its_atexit_handlers_run(pytester: pytest.Pytester) -> None:
+    """After the notebook, its kernel exits through a shutdown request: a file an atexit handler writes is there."""
+    marker = pytester.path / "exited.txt"
+    notebook(
+        pytester.path / "a.ipynb",
+        f"import atexit, pathlib\n_ = atexit.register(pathlib.Path({str(marker)!r}).write_text, 'ran')",
+    )
+    run_nbval(pytester).assert_outcomes(passed=2)
+    assert marker.read_text() == "ran"
+
+
+def test_a_kernel_with_a_redis_server_child_exits_cleanly(pytester: pytest.Pytester) -> None:
+    """ipykernel's shutdown ends the kernel's redis-server and the kernel still exits itself: the folder is removed."""
+    require_binary("redis-server", "apt-get install redis-server")
+    record = pytester.path / "folder.txt"
+    notebook(
+        pytester.path / "a.ipynb",
+        "import atexit, pathlib\nfrom helpers.redis_server import start_redis\n"
+        "server = start_redis()\n_ = atexit.register(server.stop)\n"
+        f"_ = pathlib.Path({str(record)!r}).write_text(str(server.folder))",
+    )
+    run_nbval(pytester).assert_outcomes(passed=2)
+    folder = Path(record.read_text())
+    assert folder.name.startswith("wslab-redis-") and not folder.exists(), f"{folder} was left behind"

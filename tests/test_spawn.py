@@ -66,3 +66,21 @@ def test_a_child_gets_its_death_signal_when_the_parent_process_dies(death_signal
     finally:
         if not _gone(pid, within=0):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_child_that_ends_is_reaped_without_anyone_waiting() -> None:
+    """A spawned child that exits leaves no zombie: its status is collected at once, with no wait() or poll() here."""
+    child = spawn([sys.executable, "-c", "raise SystemExit(3)"])
+    deadline = time.monotonic() + 10
+    while child.returncode is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child.returncode == 3
+    assert not os.path.exists(f"/proc/{child.pid}"), "the ended child is still in the process table (a zombie)"
+
+
+def test_stop_and_wait_still_work_beside_the_reaper() -> None:
+    """terminate() then wait(timeout) on a spawned child returns its status, though the reaper thread waits too."""
+    child = spawn(SLEEPER)
+    assert child.poll() is None
+    child.terminate()
+    assert child.wait(5) == -signal.SIGTERM

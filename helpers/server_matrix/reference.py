@@ -31,6 +31,7 @@ from websockets.typing import Subprotocol
 
 from helpers.process_entry import on_stdin_eof
 from helpers.server_matrix.apps import DISCONNECTS, REPORT_WAIT, SINK_SECONDS
+from helpers.spawn import reap
 
 __all__ = [
     "READY_TIMEOUT",
@@ -141,12 +142,14 @@ class ReferenceServer:
     def __init__(self, ready_timeout: float = READY_TIMEOUT) -> None:
         root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "helpers.server_matrix", "reference"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
+        self.process = reap(
+            subprocess.Popen(
+                [sys.executable, "-m", "helpers.server_matrix", "reference"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
         )
         self.port = self._ready_port(ready_timeout)
 
