@@ -123,12 +123,12 @@ def one_line(text: str) -> str:
 def name_refusal(name: str) -> tuple[int, str] | None:
     """(4400, why) for a display name the room does not allow (already flattened by `one_line`), else None.
 
-    Text only: letters, digits, spaces and .'- up to MAX_NAME characters, so a name can never carry markup.
+    Text only: letters, digits, spaces and _.'- up to MAX_NAME characters, so a name can never carry markup.
     """
     if not name:
         return NAME_INVALID, "name required: add &name=... to the URL"
     if len(name) > MAX_NAME or not _NAME.fullmatch(name):
-        return NAME_INVALID, f"name not allowed: up to {MAX_NAME} letters, digits, spaces or .'-"
+        return NAME_INVALID, f"name not allowed: up to {MAX_NAME} letters, digits, spaces or _.'-"
     if name.casefold() == INSTRUCTOR:
         return NAME_INVALID, "the name 'instructor' is reserved: pick another"
     return None

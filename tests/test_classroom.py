@@ -19,6 +19,7 @@ from helpers.classroom import (
     Room,
     TokenBucket,
     lan_address,
+    name_refusal,
     new_code,
     one_line,
     start_classroom,
@@ -74,8 +75,8 @@ def test_names_are_unique_per_room_ignoring_case(panel: ChatPanel, classroom: Cl
     ("name", "reason"),
     [
         ("", "name required: add &name=... to the URL"),
-        ("x" * 25, "name not allowed: up to 24 letters, digits, spaces or .'-"),
-        ("<b>", "name not allowed: up to 24 letters, digits, spaces or .'-"),
+        ("x" * 25, "name not allowed: up to 24 letters, digits, spaces or _.'-"),
+        ("<b>", "name not allowed: up to 24 letters, digits, spaces or _.'-"),
         ("Instructor", "the name 'instructor' is reserved: pick another"),
     ],
 )
@@ -83,6 +84,12 @@ def test_bad_names_are_refused_with_4400(classroom: Classroom, name: str, reason
     """Empty, too long, markup and the reserved 'instructor' are refused with 4400 and a reason."""
     outcome = attempt_sync(classroom.url_for(name))
     assert (outcome.close_code, outcome.close_reason) == (4400, reason)
+
+
+@pytest.mark.parametrize("name", ["ada_l", "Zoë O'Neil-Smith.", "李雷 2"])
+def test_names_of_letters_digits_spaces_and_the_four_marks_are_allowed(name: str) -> None:
+    """What the 4400 reason lists is what passes: any script's letters, digits, spaces and _ . ' -."""
+    assert name_refusal(name) is None
 
 
 def test_join_leave_and_messages_reach_everyone_on_one_line(panel: ChatPanel) -> None:

@@ -74,7 +74,7 @@ def test_students_need_the_join_code_and_a_text_only_name(live: LiveQuiz) -> Non
     assert run(scenario()) == [
         (4401, "join code required: add ?code=... (ask your instructor) to the URL"),
         (4403, "wrong join code: check it with your instructor"),
-        (4400, "name not allowed: up to 24 letters, digits, spaces or .'-"),
+        (4400, "name not allowed: up to 24 letters, digits, spaces or _.'-"),
         (4400, "the name 'instructor' is reserved: pick another"),
     ]
 
