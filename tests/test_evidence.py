@@ -36,17 +36,16 @@ def test_the_experiment_demonstrates_the_key_and_refutes_every_other_option(
     if question.evidence in evidence.production_edges.NEEDS_NGINX and not nginx.available():
         require_binary("nginx", "apt-get install nginx")
     result = evidence.run(question.evidence)
-    demonstrated = {option.letter for option in question.options if option.claim in result.shows}
-    refuted = {option.letter for option in question.options if option.claim in result.refutes}
-    others = set(question.letters) - set(question.correct)
-    assert demonstrated == set(question.correct), (
-        f"{question.id}: the key says {sorted(question.correct)}, the experiment demonstrated "
-        f"{sorted(demonstrated)} (claims {sorted(result.shows)})\n{result.fact}"
+    judged = evidence.judge(question, result)
+    assert judged.demonstrated == judged.key, (
+        f"{question.id}: the key says {list(judged.key)}, the experiment demonstrated "
+        f"{list(judged.demonstrated)} (claims {sorted(result.shows)})\n{result.fact}"
     )
-    assert refuted == others, (
-        f"{question.id}: every distractor must be refuted by the run; refuted {sorted(refuted)}, untested "
-        f"{sorted(others - refuted)} (refuted claims {sorted(result.refutes)})\n{result.fact}"
+    assert judged.refuted == judged.others, (
+        f"{question.id}: every distractor must be refuted by the run; refuted {list(judged.refuted)}, untested "
+        f"{sorted(set(judged.others) - set(judged.refuted))} (refuted claims {sorted(result.refutes)})\n{result.fact}"
     )
+    assert judged.settled
 
 
 def test_an_experiment_cannot_both_demonstrate_and_refute_a_claim() -> None:

@@ -16,11 +16,25 @@ the experiment's code states only what it sets up and observes. The experiments 
 `helpers.evidence.channels`, `helpers.evidence.broadcasting`, and for the production quiz
 `helpers.evidence.production_servers` (lessons 13-15), `helpers.evidence.production_edges` (16) and
 `helpers.evidence.production_auth` (17); the pieces they share are in `helpers.evidence.shared`, and the
-never-reading client of the slow-client experiments in `helpers.slow_clients`.
+never-reading client of the slow-client experiments in `helpers.slow_clients`. `helpers.evidence.judging` reads a
+run against a question's options (`judge`, and `show_me` for a notebook cell).
 """
 
 # importing the quiz modules registers their experiments
 from helpers.evidence import broadcasting, channels, production_auth, production_edges, production_servers  # noqa: F401
 from helpers.evidence.core import EXPERIMENTS, RUN_TIMEOUT, Evidence, EvidenceError, Trial, experiment, names, run
+from helpers.evidence.judging import Judgement, judge, show_me
 
-__all__ = ["EXPERIMENTS", "RUN_TIMEOUT", "Evidence", "EvidenceError", "Trial", "experiment", "names", "run"]
+__all__ = [
+    "EXPERIMENTS",
+    "RUN_TIMEOUT",
+    "Evidence",
+    "EvidenceError",
+    "Judgement",
+    "Trial",
+    "experiment",
+    "judge",
+    "names",
+    "run",
+    "show_me",
+]

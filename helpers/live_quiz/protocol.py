@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from helpers.evidence.core import Evidence
+from helpers.evidence.judging import judge
 from helpers.live_quiz.session import Round, Standing, StudentAnswer
 from helpers.quiz.data import LETTERS, MAX_TIME_LIMIT
 
@@ -380,16 +381,14 @@ def evidence_message(played: Round, result: Evidence | None, error: str = "") ->
     Give `result`, or `error` (why the experiment could not run) when there is none.
     """
     question = played.question
-    lines = [] if result is None else list(result.lines)
-    shows = frozenset() if result is None else result.shows
-    refutes = frozenset() if result is None else result.refutes
+    judgement = None if result is None else judge(question, result)
     return {
         "type": EVIDENCE,
         "question": question.id,
         "title": "" if result is None else result.title,
-        "lines": lines,
-        "demonstrated": [option.letter for option in question.options if option.claim in shows],
-        "refuted": [option.letter for option in question.options if option.claim in refutes],
+        "lines": [] if result is None else list(result.lines),
+        "demonstrated": [] if judgement is None else list(judgement.demonstrated),
+        "refuted": [] if judgement is None else list(judgement.refuted),
         "error": error,
     }
 
