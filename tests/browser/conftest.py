@@ -199,6 +199,25 @@ def page(browser: Any) -> Iterator[Any]:
         context.close()
 
 
+@pytest.fixture(scope="session")
+def lab_page(browser: Any, lab: Lab) -> Iterator[Any]:
+    """One page per worker with JupyterLab loaded once: a test opens its notebook from the file browser and closes
+    it (kernel shut down) at the end (test_notebooks_in_lab.opened), as a learner going through the series would;
+    loading JupyterLab again for each notebook cost seconds of CPU each time."""
+    context, page = new_page(browser)
+    try:
+        load_lab(page, lab)
+        yield page
+    finally:
+        context.close()
+
+
+def load_lab(page: Any, lab: Lab) -> None:
+    """JupyterLab in `page` on an empty workspace, its file browser listing the notebooks."""
+    page.goto(f"{lab.url}/lab?reset")
+    page.wait_for_selector(".jp-DirListing-itemText", timeout=60_000)
+
+
 def stop_kernels_of(lab: Lab, name: str) -> None:
     """End the sessions JupyterLab holds for notebook `name`, so its kernel (and the servers it started) stops now.
 
@@ -222,4 +241,4 @@ def save_screenshot(page: Any, name: str) -> Path:
     return path
 
 
-__all__ = ["IN_CI", "Lab", "new_page", "save_screenshot", "stop_kernels_of"]
+__all__ = ["IN_CI", "Lab", "load_lab", "new_page", "save_screenshot", "stop_kernels_of"]

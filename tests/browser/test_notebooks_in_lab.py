@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from tests.browser.conftest import Lab, new_page, save_screenshot, stop_kernels_of
+from tests.browser.conftest import Lab, load_lab, save_screenshot, stop_kernels_of
 from tests.support import ROOT
 
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -141,22 +142,18 @@ def unexpected_errors(notebook: dict[str, Any]) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def lab_page(browser: Any, lab: Lab) -> Iterator[Any]:
-    """One page per worker with JupyterLab loaded once: each notebook test opens its notebook from the file browser
-    and closes it (kernel shut down) at the end, as a learner going through the series would."""
-    context, page = new_page(browser)
+@contextlib.contextmanager
+def opened(page: Any, lab: Lab, name: str) -> Iterator[None]:
+    """`name` open in the worker's JupyterLab page (conftest's lab_page) for the with-block, then closed with its
+    kernel shut down; when the block failed, the kernel is stopped and the page reloaded for the next test."""
     try:
-        load_lab(page, lab)
-        yield page
+        open_from_file_browser(page, name)
+        yield
+        close_and_shut_down(page)
     finally:
-        context.close()
-
-
-def load_lab(page: Any, lab: Lab) -> None:
-    """JupyterLab in `page` on an empty workspace, its file browser listing the notebooks."""
-    page.goto(f"{lab.url}/lab?reset")
-    page.wait_for_selector(".jp-DirListing-itemText", timeout=60_000)
+        stop_kernels_of(lab, name)  # a no-op after close_and_shut_down
+        if page.locator(".jp-NotebookPanel, .jp-Dialog").count():
+            load_lab(page, lab)
 
 
 @pytest.mark.timeout(240)
@@ -171,19 +168,15 @@ def test_notebook_runs_in_jupyterlab(lab_page: Any, lab: Lab, name: str) -> None
 
     page.on("pageerror", record)
     try:
-        open_from_file_browser(page, name)
-        run_all(page)
-        wait_until_done(page, cleared=True)
-        notebook = save(page, lab.root / name)
-        save_screenshot(page, Path(name).stem)
-        text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").inner_text()
-        rendered_widgets = page.locator(".jp-OutputArea-output .jupyter-widgets").count()
-        close_and_shut_down(page)
+        with opened(page, lab, name):
+            run_all(page)
+            wait_until_done(page, cleared=True)
+            notebook = save(page, lab.root / name)
+            save_screenshot(page, Path(name).stem)
+            text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").inner_text()
+            rendered_widgets = page.locator(".jp-OutputArea-output .jupyter-widgets").count()
     finally:
         page.remove_listener("pageerror", record)
-        stop_kernels_of(lab, name)  # a no-op after close_and_shut_down; stops the kernel when the test failed first
-        if page.locator(".jp-NotebookPanel, .jp-Dialog").count():  # the test failed midway: the next one starts clean
-            load_lab(page, lab)
     code_cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     assert unexpected_errors(notebook) == []
     not_run = [i for i, c in enumerate(notebook["cells"]) if c["cell_type"] == "code" and not c.get("execution_count")]

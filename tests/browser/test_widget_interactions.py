@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import Lab, save_screenshot
-from tests.browser.test_notebooks_in_lab import open_notebook, wait_until_done
+from tests.browser.test_notebooks_in_lab import opened, wait_until_done
 from tests.support import ROOT
 
 MESSAGE = "hello from the browser"
@@ -23,22 +23,23 @@ def run_all_above(page: Any, cell_text: str) -> None:
 
 
 @pytest.mark.timeout(240)
-def test_typed_chat_message_reaches_the_other_students(page: Any, lab: Lab) -> None:
+def test_typed_chat_message_reaches_the_other_students(lab_page: Any, lab: Lab) -> None:
     """In 09, a message typed into ada's chat widget (Enter) shows up in bob's widget too."""
-    open_notebook(page, lab, "09_chat_widgets_and_classroom.ipynb")
-    run_all_above(page, "Clean up")
-    wait_until_done(page)
-    students = page.locator(".jp-CodeCell", has_text="students = ChatPanel(").first
-    students.scroll_into_view_if_needed()
-    inputs = students.locator("input[placeholder='type a message, press Enter']")
-    assert inputs.count() == 3, "the students' panel should show three chat widgets"
-    inputs.nth(0).fill(MESSAGE)
-    inputs.nth(0).press("Enter")
-    deadline = time.monotonic() + 15
-    while students.inner_text().count(MESSAGE) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    save_screenshot(page, "09-chat-interaction")
-    assert students.inner_text().count(MESSAGE) >= 2, "ada's message did not reach bob's widget"
+    page = lab_page
+    with opened(page, lab, "09_chat_widgets_and_classroom.ipynb"):
+        run_all_above(page, "Clean up")
+        wait_until_done(page)
+        students = page.locator(".jp-CodeCell", has_text="students = ChatPanel(").first
+        students.scroll_into_view_if_needed()
+        inputs = students.locator("input[placeholder='type a message, press Enter']")
+        assert inputs.count() == 3, "the students' panel should show three chat widgets"
+        inputs.nth(0).fill(MESSAGE)
+        inputs.nth(0).press("Enter")
+        deadline = time.monotonic() + 15
+        while students.inner_text().count(MESSAGE) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        save_screenshot(page, "09-chat-interaction")
+        assert students.inner_text().count(MESSAGE) >= 2, "ada's message did not reach bob's widget"
 
 
 QUIZZES = [
@@ -63,48 +64,50 @@ def wait_for_text(scope: Any, predicate: Any, timeout: float = 15) -> str:
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize(("name", "cell", "wrong", "right"), QUIZZES, ids=[q[0][:2] for q in QUIZZES])
 def test_quiz_answers_change_attempts_explanation_and_score(
-    page: Any, lab: Lab, name: str, cell: str, wrong: str, right: str
+    lab_page: Any, lab: Lab, name: str, cell: str, wrong: str, right: str
 ) -> None:
     """Wrong then right shows the attempt, then the answer, explanation and a higher score; Show me runs."""
-    open_notebook(page, lab, name)
-    run_all_above(page, "Clean up")
-    wait_until_done(page)
-    widget = page.locator(".jp-CodeCell", has_text=cell).first
-    widget.scroll_into_view_if_needed()
-    click_button(widget, "Start")
-    # The header (score) and the question are separate widgets, synced one after the other: wait for both.
-    text = wait_for_text(widget, lambda t: "Score so far: 0 of" in t and "Question 1 of" in t)
-    assert "Question 1 of" in text and "Score so far: 0 of" in text
-    click_button(widget, wrong)
-    click_button(widget, "Submit")
-    text = wait_for_text(widget, lambda t: f"Attempt 1: {wrong}" in t)
-    assert f"Attempt 1: {wrong}: not right" in text and "Score so far: 0 of" in text
-    click_button(widget, right)
-    click_button(widget, "Submit")
-    text = wait_for_text(widget, lambda t: f"Answer: {right}" in t)
-    assert "Why:" in text and "Score so far: 1 of" in text
-    click_button(widget, "Show me")
-    text = wait_for_text(widget, lambda t: "Running experiment" not in t and "Show me" in t, timeout=30)
-    save_screenshot(page, f"{name[:2]}-quiz-interaction")
-    assert "Running experiment" not in text
+    page = lab_page
+    with opened(page, lab, name):
+        run_all_above(page, "Clean up")
+        wait_until_done(page)
+        widget = page.locator(".jp-CodeCell", has_text=cell).first
+        widget.scroll_into_view_if_needed()
+        click_button(widget, "Start")
+        # The header (score) and the question are separate widgets, synced one after the other: wait for both.
+        text = wait_for_text(widget, lambda t: "Score so far: 0 of" in t and "Question 1 of" in t)
+        assert "Question 1 of" in text and "Score so far: 0 of" in text
+        click_button(widget, wrong)
+        click_button(widget, "Submit")
+        text = wait_for_text(widget, lambda t: f"Attempt 1: {wrong}" in t)
+        assert f"Attempt 1: {wrong}: not right" in text and "Score so far: 0 of" in text
+        click_button(widget, right)
+        click_button(widget, "Submit")
+        text = wait_for_text(widget, lambda t: f"Answer: {right}" in t)
+        assert "Why:" in text and "Score so far: 1 of" in text
+        click_button(widget, "Show me")
+        text = wait_for_text(widget, lambda t: "Running experiment" not in t and "Show me" in t, timeout=30)
+        save_screenshot(page, f"{name[:2]}-quiz-interaction")
+        assert "Running experiment" not in text
 
 
 @pytest.mark.timeout(240)
-def test_fixing_a_challenge_in_the_browser_turns_its_checklist_green(page: Any, lab: Lab) -> None:
+def test_fixing_a_challenge_in_the_browser_turns_its_checklist_green(lab_page: Any, lab: Lab) -> None:
     """In 12, the first check fails for the starter; after typing the fix into the cell, the check passes."""
-    open_notebook(page, lab, "12_coding_challenges.ipynb")
-    run_all_above(page, "Challenge 2")
-    wait_until_done(page)
-    check_cell = page.locator(".jp-CodeCell", has_text='check("echo-json", EchoJson)').first
-    assert "1 of 4 requirements met" in check_cell.inner_text()
-    starter = page.locator(".jp-CodeCell", has_text="class EchoJson(AsyncWebsocketConsumer)").first
-    starter.locator(".cm-content").click()
-    page.keyboard.press("Control+a")
-    page.keyboard.insert_text((ROOT / "challenges" / "solutions" / "echo_json.py").read_text())
-    page.keyboard.press("Shift+Enter")  # run the fixed starter; the selection moves to the check cell
-    wait_until_done(page)
-    page.keyboard.press("Shift+Enter")  # run the check
-    wait_until_done(page)
-    text = wait_for_text(check_cell, lambda t: "4 of 4 requirements met" in t)
-    save_screenshot(page, "12-challenge-interaction")
-    assert "4 of 4 requirements met" in text
+    page = lab_page
+    with opened(page, lab, "12_coding_challenges.ipynb"):
+        run_all_above(page, "Challenge 2")
+        wait_until_done(page)
+        check_cell = page.locator(".jp-CodeCell", has_text='check("echo-json", EchoJson)').first
+        assert "1 of 4 requirements met" in check_cell.inner_text()
+        starter = page.locator(".jp-CodeCell", has_text="class EchoJson(AsyncWebsocketConsumer)").first
+        starter.locator(".cm-content").click()
+        page.keyboard.press("Control+a")
+        page.keyboard.insert_text((ROOT / "challenges" / "solutions" / "echo_json.py").read_text())
+        page.keyboard.press("Shift+Enter")  # run the fixed starter; the selection moves to the check cell
+        wait_until_done(page)
+        page.keyboard.press("Shift+Enter")  # run the check
+        wait_until_done(page)
+        text = wait_for_text(check_cell, lambda t: "4 of 4 requirements met" in t)
+        save_screenshot(page, "12-challenge-interaction")
+        assert "4 of 4 requirements met" in text
