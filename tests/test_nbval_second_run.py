@@ -31,10 +31,15 @@ def importable_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_nbval(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """nbval with the plugin over the notebooks in pytester's folder."""
+    """nbval with the plugin over the notebooks in pytester's folder, and no other plugin (hypothesis, xdist, anyio
+    and the rest cost about 2 s of start-up per run)."""
     return pytester.runpytest_subprocess(
-        "-p", "tests.nbval_second_run", "--nbval", "--nbval-current-env", "-o", "filterwarnings=default", *args
-    )
+        "--disable-plugin-autoload",
+        "-p", "nbval.plugin",
+        "-p", "tests.nbval_second_run",
+        "--nbval", "--nbval-current-env", "-o", "filterwarnings=default",
+        *args,
+    )  # fmt: skip
 
 
 def test_every_code_cell_runs_a_second_time_after_the_notebook(pytester: pytest.Pytester) -> None:
