@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,16 +20,18 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(30)"]
 
 
 def _gone(pid: int, within: float = 5.0) -> bool:
+    """Has `pid` ended (exited, or a zombie not yet reaped)? Looks at least once, then until `within` s have passed."""
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+    while True:
         try:
             with open(f"/proc/{pid}/stat") as stat:
                 if stat.read().split(")")[-1].split()[0] == "Z":  # a zombie has ended; its parent has not reaped it
                     return True
         except FileNotFoundError:
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
-    return False
 
 
 def test_a_child_started_from_a_short_lived_thread_outlives_that_thread() -> None:
@@ -65,7 +68,8 @@ def test_a_child_gets_its_death_signal_when_the_parent_process_dies(death_signal
         assert _gone(pid), f"the child {pid} outlived its parent"
     finally:
         if not _gone(pid, within=0):
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may end between the look and the kill
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_child_that_ends_is_reaped_without_anyone_waiting() -> None:
