@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,13 +24,21 @@ def run_all_above(page: Any, cell_text: str) -> None:
     page.locator(".lm-Menu-itemLabel").get_by_text("Run All Above Selected Cell", exact=True).click()
 
 
+@contextlib.contextmanager
+def run_up_to(page: Any, lab: Lab, name: str, cell_text: str) -> Iterator[None]:
+    """`name` open in the worker's JupyterLab page, every cell above the one containing `cell_text` run, for the
+    with-block; then closed with its kernel shut down (test_notebooks_in_lab.opened)."""
+    with opened(page, lab, name):
+        run_all_above(page, cell_text)
+        wait_until_done(page)
+        yield
+
+
 @pytest.mark.timeout(240)
 def test_typed_chat_message_reaches_the_other_students(lab_page: Any, lab: Lab) -> None:
     """In 09, a message typed into ada's chat widget (Enter) shows up in bob's widget too."""
     page = lab_page
-    with opened(page, lab, "09_chat_widgets_and_classroom.ipynb"):
-        run_all_above(page, "Clean up")
-        wait_until_done(page)
+    with run_up_to(page, lab, "09_chat_widgets_and_classroom.ipynb", "Clean up"):
         students = page.locator(".jp-CodeCell", has_text="students = ChatPanel(").first
         students.scroll_into_view_if_needed()
         inputs = students.locator("input[placeholder='type a message, press Enter']")
@@ -68,9 +78,7 @@ def test_quiz_answers_change_attempts_explanation_and_score(
 ) -> None:
     """Wrong then right shows the attempt, then the answer, explanation and a higher score; Show me runs."""
     page = lab_page
-    with opened(page, lab, name):
-        run_all_above(page, "Clean up")
-        wait_until_done(page)
+    with run_up_to(page, lab, name, "Clean up"):
         widget = page.locator(".jp-CodeCell", has_text=cell).first
         widget.scroll_into_view_if_needed()
         click_button(widget, "Start")
@@ -95,9 +103,7 @@ def test_quiz_answers_change_attempts_explanation_and_score(
 def test_fixing_a_challenge_in_the_browser_turns_its_checklist_green(lab_page: Any, lab: Lab) -> None:
     """In 12, the first check fails for the starter; after typing the fix into the cell, the check passes."""
     page = lab_page
-    with opened(page, lab, "12_coding_challenges.ipynb"):
-        run_all_above(page, "Challenge 2")
-        wait_until_done(page)
+    with run_up_to(page, lab, "12_coding_challenges.ipynb", "Challenge 2"):
         check_cell = page.locator(".jp-CodeCell", has_text='check("echo-json", EchoJson)').first
         assert "1 of 4 requirements met" in check_cell.inner_text()
         starter = page.locator(".jp-CodeCell", has_text="class EchoJson(AsyncWebsocketConsumer)").first
