@@ -17,6 +17,14 @@ def no_leaks() -> Iterator[Snapshot]:
     assert_back_to(before)
 
 
+@pytest.fixture
+def repo_on_pythonpath(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child Python started by the test (pytester's, say, in a temporary folder) can import this repository."""
+    from tests.support import ROOT
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def asyncio_stays_unpatched() -> Iterator[None]:
     """No test may leave nest_asyncio (or any patch) in asyncio for the tests after it."""

@@ -9,9 +9,7 @@ so a notebook is executed twice here and not twice more in a separate test:
   the cell again in the same kernel. Its outputs are not compared (a second run may differ, e.g. in what a
   server has already seen), but an error fails it, unless the cell is tagged raises-exception;
 - every cell, in either run, must finish within CELL_LIMIT_SECONDS (the ini option `nbval_cell_limit`
-  overrides it): lessons stay quick to run;
-- after a notebook's last item its kernel gets a shutdown request, as in JupyterLab, instead of nbval's kill, so
-  its atexit clean-up runs (the temporary folders the helpers remove at exit).
+  overrides it): lessons stay quick to run.
 
 Load it with `-p tests.nbval_second_run` next to `--nbval` (tools/test_stages.py, `make notebooks-test`, does). With
 pytest-xdist, use `--dist loadfile`: a notebook's items share one kernel, so they must stay on one worker.
@@ -87,20 +85,3 @@ def pytest_runtest_call(item: Any) -> Generator[None, None, None]:
             "shorten its waits or split it into smaller cells"
         )
     return result
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_teardown(item: Any, nextitem: Any) -> None:
-    """After a notebook's last item, shut its kernel down the way JupyterLab does (a shutdown request, then a wait).
-
-    nbval stops a kernel with `shutdown_kernel(now=True)`, a kill: the kernel's atexit handlers never run, so the
-    temporary folders the helpers remove at exit (a Django database, a redis-server's folder) were left in /tmp
-    after every notebook. This runs before nbval's own teardown, which then finds the kernel stopped.
-    """
-    notebook = item.parent if isinstance(item, IPyNbCell) else None
-    if notebook is None or (nextitem is not None and nextitem.parent is notebook):
-        return
-    kernel = getattr(notebook, "kernel", None)
-    if kernel is not None and kernel.is_alive():
-        kernel.kc.stop_channels()
-        kernel.km.shutdown_kernel(now=False)  # jupyter_client kills it if it has not exited within 5 s

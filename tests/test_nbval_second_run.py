@@ -2,44 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nbformat
 import pytest
 
-from tests.support import ROOT, require_binary
+from tests import nbval_child
+from tests.nbval_child import notebook
 
 pytest_plugins = ("pytester",)
-
-
-def notebook(path: Path, *sources: str, tags: dict[int, list[str]] | None = None) -> Path:
-    """Write a notebook whose code cells are `sources`, executed-looking, with no stored outputs."""
-    nb = nbformat.v4.new_notebook()
-    for index, source in enumerate(sources):
-        cell = nbformat.v4.new_code_cell(source, execution_count=index + 1)
-        cell.metadata["tags"] = (tags or {}).get(index, [])
-        nb.cells.append(cell)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
-
-
-@pytest.fixture(autouse=True)
-def importable_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pytester run starts in a temporary folder: let it import tests.nbval_second_run from the repository."""
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+pytestmark = pytest.mark.usefixtures("repo_on_pythonpath")
 
 
 def run_nbval(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """nbval with the plugin over the notebooks in pytester's folder, and no other plugin (hypothesis, xdist, anyio
-    and the rest cost about 2 s of start-up per run)."""
-    return pytester.runpytest_subprocess(
-        "--disable-plugin-autoload",
-        "-p", "nbval.plugin",
-        "-p", "tests.nbval_second_run",
-        "--nbval", "--nbval-current-env", "-o", "filterwarnings=default",
-        *args,
-    )  # fmt: skip
+    return nbval_child.run_nbval(pytester, "tests.nbval_second_run", *args)
 
 
 def test_every_code_cell_runs_a_second_time_after_the_notebook(pytester: pytest.Pytester) -> None:
@@ -83,29 +57,3 @@ def test_a_slow_cell_fails_with_a_message_that_says_what_to_do(pytester: pytest.
     result = run_nbval(pytester, "-o", "nbval_cell_limit=0.4")
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["*Cell 0 took * s; a cell must finish within 0.4 s: shorten its waits*"])
-
-
-def test_the_kernel_is_shut_down_so_its_atexit_handlers_run(pytester: pytest.Pytester) -> None:
-    """After the notebook, its kernel exits through a shutdown request: a file an atexit handler writes is there."""
-    marker = pytester.path / "exited.txt"
-    notebook(
-        pytester.path / "a.ipynb",
-        f"import atexit, pathlib\n_ = atexit.register(pathlib.Path({str(marker)!r}).write_text, 'ran')",
-    )
-    run_nbval(pytester).assert_outcomes(passed=2)
-    assert marker.read_text() == "ran"
-
-
-def test_a_kernel_with_a_redis_server_child_exits_cleanly(pytester: pytest.Pytester) -> None:
-    """ipykernel's shutdown ends the kernel's redis-server and the kernel still exits itself: the folder is removed."""
-    require_binary("redis-server", "apt-get install redis-server")
-    record = pytester.path / "folder.txt"
-    notebook(
-        pytester.path / "a.ipynb",
-        "import atexit, pathlib\nfrom helpers.redis_server import start_redis\n"
-        "server = start_redis()\n_ = atexit.register(server.stop)\n"
-        f"_ = pathlib.Path({str(record)!r}).write_text(str(server.folder))",
-    )
-    run_nbval(pytester).assert_outcomes(passed=2)
-    folder = Path(record.read_text())
-    assert folder.name.startswith("wslab-redis-") and not folder.exists(), f"{folder} was left behind"

@@ -28,6 +28,8 @@ BROWSER_WORKERS = 2  # 3 made lesson 08 fall behind in the browser once lesson 1
 
 # Strict nbval as the notebooks stage runs it; tools/upgrade_check.py runs the same, without the second run.
 STRICT_NBVAL = [
+    "-p",
+    "tests.nbval_kernel_shutdown",  # kernels get a shutdown request, not nbval's kill, so their atexit clean-up runs
     "--nbval",
     "--nbval-current-env",
     "--nbval-sanitize-with",
