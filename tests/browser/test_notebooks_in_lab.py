@@ -17,6 +17,7 @@ from tests.support import ROOT
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 RUN_TIMEOUT = 120.0
 WIDGET_FAILURES = ("Error displaying widget", "Loading widget...")
+WIDGET_LOAD_SECONDS = 5.0  # how long a widget may still show "Loading widget..." once its cell has run
 
 
 def open_notebook(page: Any, lab: Lab, name: str) -> None:
@@ -131,6 +132,18 @@ def save(page: Any, path: Path) -> dict[str, Any]:
     raise AssertionError("JupyterLab did not finish saving the notebook within 20 s")
 
 
+def notebook_text(page: Any) -> str:
+    """The text of the notebook shown, once no widget says "Loading widget..." (or WIDGET_LOAD_SECONDS passed):
+    a run is done when its last cell is, and the widget manager may still be drawing that cell's views."""
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    deadline = time.monotonic() + WIDGET_LOAD_SECONDS
+    text = notebook.inner_text()
+    while "Loading widget..." in text and time.monotonic() < deadline:
+        time.sleep(0.2)
+        text = notebook.inner_text()
+    return text
+
+
 def unexpected_errors(notebook: dict[str, Any]) -> list[str]:
     """Error outputs in cells that are not tagged raises-exception."""
     found = []
@@ -173,7 +186,7 @@ def test_notebook_runs_in_jupyterlab(lab_page: Any, lab: Lab, name: str) -> None
             wait_until_done(page, cleared=True)
             notebook = save(page, lab.root / name)
             save_screenshot(page, Path(name).stem)
-            text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").inner_text()
+            text = notebook_text(page)
             rendered_widgets = page.locator(".jp-OutputArea-output .jupyter-widgets").count()
     finally:
         page.remove_listener("pageerror", record)
