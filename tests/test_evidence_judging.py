@@ -8,6 +8,8 @@ from helpers.evidence import Evidence, judge, judging
 from helpers.quiz import Question, load_quiz
 
 QUESTION = load_quiz("production").question("resume-since")  # options A-D, a single key
+KEY = "".join(letter for letter in QUESTION.letters if letter in QUESTION.correct)
+OTHERS = "".join(letter for letter in QUESTION.letters if letter not in QUESTION.correct)
 
 
 def claims(question: Question, letters: str) -> frozenset[str]:
@@ -20,29 +22,23 @@ def result_for(question: Question, shown: str, refuted: str) -> Evidence:
 
 def test_a_run_that_shows_the_key_and_refutes_the_rest_settles_the_question() -> None:
     """Letters come in option order, and `settled` holds when demonstrated == key and refuted == the others."""
-    key = "".join(sorted(QUESTION.correct))
-    others = "".join(letter for letter in QUESTION.letters if letter not in QUESTION.correct)
-    judged = judge(QUESTION, result_for(QUESTION, key, others))
-    assert (judged.demonstrated, judged.refuted) == (tuple(key), tuple(others))
-    assert (judged.key, judged.others) == (tuple(key), tuple(others))
+    judged = judge(QUESTION, result_for(QUESTION, KEY, OTHERS))
+    assert (judged.demonstrated, judged.refuted) == (tuple(KEY), tuple(OTHERS))
+    assert (judged.key, judged.others) == (tuple(KEY), tuple(OTHERS))
     assert judged.settled
 
 
 def test_a_distractor_left_untested_does_not_settle_it() -> None:
     """A run that refutes all but one distractor (or shows a distractor) leaves the question unsettled."""
-    key = "".join(sorted(QUESTION.correct))
-    others = [letter for letter in QUESTION.letters if letter not in QUESTION.correct]
-    assert not judge(QUESTION, result_for(QUESTION, key, "".join(others[1:]))).settled
-    assert not judge(QUESTION, result_for(QUESTION, key + others[0], "".join(others[1:]))).settled
+    assert not judge(QUESTION, result_for(QUESTION, KEY, OTHERS[1:])).settled
+    assert not judge(QUESTION, result_for(QUESTION, KEY + OTHERS[0], OTHERS[1:])).settled
 
 
 def test_show_me_prints_the_facts_then_the_judgement(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """show_me runs the question's experiment and prints its report, then demonstrated, refuted and the key."""
-    key = "".join(sorted(QUESTION.correct))
-    others = "".join(letter for letter in QUESTION.letters if letter not in QUESTION.correct)
-    canned = result_for(QUESTION, key, others)
+    canned = result_for(QUESTION, KEY, OTHERS)
     asked: list[str] = []
     monkeypatch.setattr(judging, "run", lambda name, timeout: asked.append(name) or canned)
     assert judging.show_me(QUESTION) is canned
@@ -51,7 +47,7 @@ def test_show_me_prints_the_facts_then_the_judgement(
         "Show me: a probe",
         "  line one",
         "",
-        f"demonstrated: {list(key)}",
-        f"refuted:      {list(others)}",
-        f"the key:      {list(key)}",
+        f"demonstrated: {list(KEY)}",
+        f"refuted:      {list(OTHERS)}",
+        f"the key:      {list(KEY)}",
     ]

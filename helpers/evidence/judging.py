@@ -36,12 +36,11 @@ class Judgement:
 
 def judge(question: Question, result: Evidence) -> Judgement:
     """Read `result` against `question`'s options (letters in option order)."""
-    letters = [option.letter for option in question.options]
     return Judgement(
         demonstrated=tuple(o.letter for o in question.options if o.claim in result.shows),
         refuted=tuple(o.letter for o in question.options if o.claim in result.refutes),
-        key=tuple(letter for letter in letters if letter in question.correct),
-        others=tuple(letter for letter in letters if letter not in question.correct),
+        key=tuple(letter for letter in question.letters if letter in question.correct),
+        others=tuple(letter for letter in question.letters if letter not in question.correct),
     )
 
 

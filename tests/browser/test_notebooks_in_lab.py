@@ -18,6 +18,7 @@ NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb
 RUN_TIMEOUT = 120.0
 WIDGET_FAILURES = ("Error displaying widget", "Loading widget...")
 WIDGET_LOAD_SECONDS = 5.0  # how long a widget may still show "Loading widget..." once its cell has run
+SHOWN = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook tab in front
 
 
 def open_notebook(page: Any, lab: Lab, name: str) -> None:
@@ -36,7 +37,7 @@ def open_from_file_browser(page: Any, name: str) -> None:
 
 def wait_for_kernel(page: Any) -> None:
     """Bounded wait until the notebook shown has its Python kernel, idle for a moment, with no dialog asking."""
-    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook", timeout=60_000)
+    page.wait_for_selector(f"{SHOWN} .jp-Notebook", timeout=60_000)
     deadline = time.monotonic() + 60
     settled_since: float | None = None
     while True:
@@ -44,10 +45,8 @@ def wait_for_kernel(page: Any) -> None:
         if kernel_dialog.count():  # JupyterLab sometimes asks even though the notebook names its kernel
             kernel_dialog.locator("button.jp-mod-accept").click()
         ready = (
-            page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-KernelName", has_text="Python 3").count()
-            and page.locator(
-                ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']"
-            ).count()
+            page.locator(f"{SHOWN} .jp-KernelName", has_text="Python 3").count()
+            and kernel_idle(page)
             and not kernel_dialog.count()
         )
         if ready:
@@ -74,8 +73,13 @@ def run_all(page: Any) -> None:
 
 
 # Each code cell's prompt in the notebook shown: "[ ]:" never run (or cleared), "[*]:" queued or running, "[7]:" ran.
-PROMPTS = """() => [...document.querySelectorAll(
-    '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')].map(p => p.textContent.trim())"""
+PROMPTS = f"""() => [...document.querySelectorAll('{SHOWN} .jp-CodeCell .jp-InputPrompt')]
+    .map(p => p.textContent.trim())"""
+
+
+def kernel_idle(page: Any) -> bool:
+    """The notebook in front shows its kernel idle."""
+    return bool(page.locator(f"{SHOWN} .jp-Notebook-ExecutionIndicator[data-status='idle']").count())
 
 
 def wait_until_done(page: Any, timeout: float = RUN_TIMEOUT, cleared: bool = False) -> None:
@@ -87,10 +91,7 @@ def wait_until_done(page: Any, timeout: float = RUN_TIMEOUT, cleared: bool = Fal
     while time.monotonic() < deadline:
         prompts = page.evaluate(PROMPTS)
         busy = any("*" in prompt for prompt in prompts)
-        idle = page.locator(
-            ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']"
-        ).count()
-        if not busy and idle:
+        if not busy and kernel_idle(page):
             if cleared and prompts and all(any(ch.isdigit() for ch in prompt) for prompt in prompts):
                 return
             idle_since = idle_since or time.monotonic()
@@ -135,7 +136,7 @@ def save(page: Any, path: Path) -> dict[str, Any]:
 def notebook_text(page: Any) -> str:
     """The text of the notebook shown, once no widget says "Loading widget..." (or WIDGET_LOAD_SECONDS passed):
     a run is done when its last cell is, and the widget manager may still be drawing that cell's views."""
-    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    notebook = page.locator(f"{SHOWN} .jp-Notebook")
     deadline = time.monotonic() + WIDGET_LOAD_SECONDS
     text = notebook.inner_text()
     while "Loading widget..." in text and time.monotonic() < deadline:
