@@ -41,6 +41,12 @@ STRICT_NBVAL = [
 
 NBVAL = ["-p", "tests.nbval_second_run", *STRICT_NBVAL]
 
+# Installed pytest plugins a stage does not use: each costs its import in every pytest process and xdist worker
+# (hypothesis's plugin imports all of hypothesis, 1.3 s of CPU). Only the unit tests use hypothesis.
+NOT_HYPOTHESIS = ["-p", "no:hypothesispytest"]
+NOT_NBVAL = ["-p", "no:nbval"]
+BROWSER_PLUGINS_OFF = [*NOT_NBVAL, *NOT_HYPOTHESIS]
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -71,13 +77,13 @@ STAGES = {
         Stage(
             "notebooks",
             "strict nbval over every notebook, then a second run of each in the same kernel",
-            ((*PYTEST, *NBVAL, "-n", str(NOTEBOOK_WORKERS), "--dist", "loadfile", "notebooks"),),
+            ((*PYTEST, *NBVAL, *NOT_HYPOTHESIS, "-n", str(NOTEBOOK_WORKERS), "--dist", "loadfile", "notebooks"),),
         ),
         Stage(
             "browser",
             "every notebook and widget in real JupyterLab and Chromium, and the static site",
             # loadgroup: the static site's tests (xdist_group "site") share one worker and one build of the site.
-            ((*PYTEST, "tests/browser", "-n", str(BROWSER_WORKERS), "--dist", "loadgroup"),),
+            ((*PYTEST, "tests/browser", *BROWSER_PLUGINS_OFF, "-n", str(BROWSER_WORKERS), "--dist", "loadgroup"),),
         ),
     )
 }
