@@ -49,7 +49,7 @@ def _open_page(browser: Any, lab: Lab, file: str) -> tuple[Any, Any]:
     context, page = new_page(browser, width=1200)
     open_notebook(page, lab, file)
     run_all_above(page, END)
-    wait_until_done(page)
+    wait_until_done(page, cleared=True)  # a new notebook: its one prompt shows a number once it has run here
     return context, page
 
 

@@ -19,6 +19,11 @@ RUN_TIMEOUT = 120.0
 WIDGET_FAILURES = ("Error displaying widget", "Loading widget...")
 WIDGET_LOAD_SECONDS = 5.0  # how long a widget may still show "Loading widget..." once its cell has run
 SHOWN = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook tab in front
+# How often a wait looks at the page. Each look costs a few ms of CPU (Python, Playwright's driver, the page):
+# short waits look often, a wait for a whole notebook's run less often.
+POLL_SECONDS = 0.1
+RUN_POLL_SECONDS = 0.25
+KERNEL_SETTLE_SECONDS = 0.5  # how long a just-opened notebook's kernel must stay idle to count as ready
 
 
 def open_notebook(page: Any, lab: Lab, name: str) -> None:
@@ -51,12 +56,12 @@ def wait_for_kernel(page: Any) -> None:
         )
         if ready:
             settled_since = settled_since or time.monotonic()
-            if time.monotonic() - settled_since > 1.0:
+            if time.monotonic() - settled_since > KERNEL_SETTLE_SECONDS:
                 return
         else:
             settled_since = None
         assert time.monotonic() < deadline, "the notebook's kernel did not become idle"
-        time.sleep(0.25)
+        time.sleep(POLL_SECONDS)
 
 
 def menu(page: Any, menu_name: str, item: str) -> None:
@@ -100,7 +105,7 @@ def wait_until_done(page: Any, timeout: float = RUN_TIMEOUT, cleared: bool = Fal
                 return
         else:
             idle_since = None
-        time.sleep(0.25)
+        time.sleep(RUN_POLL_SECONDS)
     raise AssertionError(f"notebook still running after {timeout} s")
 
 
