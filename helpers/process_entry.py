@@ -29,15 +29,18 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.importer import ImportFromStringError, import_from_string
 
-from helpers.asgi_servers import UVICORN_WS, HypercornDriver, hypercorn_config
+from helpers.asgi_servers import UVICORN_WS
 from helpers.servers import SERVERS, ServerStartError, listen_socket, make_config
 from helpers.usage import LOG_LEVELS
+
+if TYPE_CHECKING:
+    from helpers.hypercorn_driver import HypercornDriver
 
 __all__ = [
     "main",
@@ -123,6 +126,8 @@ def _run_hypercorn(import_string: str, sock: socket.socket, log_level: str) -> i
         if driver.started and not announced:
             announced.append(True)
             _announce(port)
+
+    from helpers.hypercorn_driver import HypercornDriver, hypercorn_config  # only a hypercorn child imports hypercorn
 
     driver = HypercornDriver(app, hypercorn_config(log_level), settled)
     try:

@@ -450,13 +450,15 @@ def _make_driver(
 ) -> asgi_servers.Driver:
     """The driver for `server` in a thread, its logs going to the ServerLog router (see serve() for the settings)."""
     if server == "hypercorn":
-        hypercorn_config = asgi_servers.hypercorn_config(log_level, options)
-        hypercorn_config.errorlog = asgi_servers.captured_error_log(name, log_level, server_logs.install())
+        from helpers import hypercorn_driver  # imported only here: see its docstring
+
+        hypercorn_config = hypercorn_driver.hypercorn_config(log_level, options)
+        hypercorn_config.errorlog = hypercorn_driver.captured_error_log(name, log_level, server_logs.install())
         try:
             loaded = uvicorn.importer.import_from_string(app) if isinstance(app, str) else app
         except uvicorn.importer.ImportFromStringError as exc:  # said as uvicorn says it, for the same mistake
             raise ServerStartError(f"server {name!r} failed to start: Error loading ASGI app. {exc}") from exc
-        return asgi_servers.HypercornDriver(loaded, hypercorn_config, on_settled)
+        return hypercorn_driver.HypercornDriver(loaded, hypercorn_config, on_settled)
     if "ws" in options:
         raise ServerUsageError(
             f"ws={options['ws']!r} and server={server!r} both choose uvicorn's WebSocket protocol: "
@@ -495,7 +497,7 @@ def serve(
       MAX_MESSAGE_BYTES (uvicorn's default is 16 MiB), GRACEFUL_SHUTDOWN_SECONDS of graceful shutdown (uvicorn's
       default: unbounded), ws_max_queue=32 (its default), lifespan="auto"; no log handlers (records go to the
       ServerLog).
-    - hypercorn (`asgi_servers.hypercorn_config`): only `loglevel`; its error log goes to the ServerLog (a
+    - hypercorn (`hypercorn_driver.hypercorn_config`): only `loglevel`; its error log goes to the ServerLog (a
       logger of its own), so `errors` works. Its defaults stay: 16 MiB messages, graceful_timeout 3 s, no
       pings, backlog 100, no access log. The app's lifespan runs before the socket is served. hypercorn does
       not close open WebSockets when asked to shut down: with a client still connected, stop() waits out the
