@@ -33,13 +33,22 @@ from pathlib import Path
 
 from helpers.servers import DEFAULT_HOST, free_port, netloc, ws_url_for
 from helpers.spawn import spawn
-from helpers.usage import UsageError, UsageTypeError, check_choice, check_port, check_positive, check_text
+from helpers.usage import (
+    UsageError,
+    UsageTypeError,
+    check_choice,
+    check_count,
+    check_port,
+    check_positive,
+    check_text,
+)
 
 __all__ = [
     "ERROR_LOG_LEVELS",
     "GRACEFUL_STOP_SECONDS",
     "HTTP_VERSIONS",
     "INSTALL_HINT",
+    "LOG_WAIT_TIMEOUT",
     "READY_TIMEOUT",
     "STOP_TIMEOUT",
     "Nginx",
@@ -57,6 +66,9 @@ STOP_TIMEOUT = 5.0
 # stop() asks for a graceful shutdown first (SIGQUIT: finish the requests in flight). nginx waits for open
 # WebSockets without limit then, so after this many seconds stop() asks for a fast one (SIGTERM).
 GRACEFUL_STOP_SECONDS = 1.0
+# nginx writes a request's access-log line after it has sent the response (its log phase comes last), so a
+# client can hold the answer before the line is there: access_log(lines=N) waits up to this long for N lines.
+LOG_WAIT_TIMEOUT = 5.0
 HTTP_VERSIONS = ("1.0", "1.1")
 # nginx's levels, most detailed first; each logs itself and every level after it. "info" adds what happens to
 # connections ("upstream timed out ... while proxying upgraded connection"), "notice" nginx's own start and stop.
@@ -247,11 +259,21 @@ class Nginx:
         """The master's worker processes (read from /proc: Linux only, [] elsewhere or once stopped)."""
         return _children(self.pid) if self.running else []
 
-    def access_log(self) -> str:
+    def access_log(self, lines: int = 0, timeout: float = LOG_WAIT_TIMEOUT) -> str:
         """The access log so far, one line per finished request: `client "request" status upstream=ADDRESS`.
 
-        nginx writes a WebSocket's line (status 101) when the connection ends, not when it opens."""
-        return self._read("access.log")
+        nginx writes a request's line just after it sends the response, and a WebSocket's line (status 101) when
+        the connection ends, not when it opens. With `lines`, first wait (at most `timeout` seconds) until the
+        log holds at least that many lines; after that, what is there is returned.
+        """
+        lines = check_count(lines, "lines")
+        timeout = check_positive(timeout, "timeout")
+        deadline = time.monotonic() + timeout
+        text = self._read("access.log")
+        while len(text.splitlines()) < lines and time.monotonic() < deadline:
+            time.sleep(0.01)
+            text = self._read("access.log")
+        return text
 
     def error_log(self) -> str:
         """nginx's error log so far (at start_nginx's error_log_level and above), with nginx's timestamps."""

@@ -129,6 +129,33 @@ def test_starts_serves_http_and_stop_removes_everything(nginx_binary: str, backe
     assert nginx.running_nginx() == []
 
 
+def test_access_log_waits_a_bounded_time_for_the_lines_asked_for(nginx_binary: str, backend: ThreadServer) -> None:
+    """access_log(lines=N) returns once N lines are there, or after `timeout` with what there is."""
+    with nginx.start_nginx(backend.port) as proxy:
+        assert get(proxy, "/who") == (200, "a")
+        assert '"GET /who HTTP/1.1" 200' in proxy.access_log(lines=1)
+        began = time.monotonic()
+        log = proxy.access_log(lines=2, timeout=0.3)  # only one request was made
+        waited = time.monotonic() - began
+    assert len(log.splitlines()) == 1 and 0.3 <= waited < 3
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"lines": -1}, UsageError, "lines must be at least 0"),
+        ({"lines": "1"}, UsageTypeError, "lines must be a whole number"),
+        ({"lines": 1, "timeout": 0}, UsageError, "timeout must be above zero"),
+    ],
+)
+def test_access_log_refuses_impossible_arguments(
+    nginx_binary: str, backend: ThreadServer, arguments: dict[str, object], error: type[Exception], message: str
+) -> None:
+    """A negative or non-integer line count, or a timeout of zero, is refused with what to pass instead."""
+    with nginx.start_nginx(backend.port) as proxy, pytest.raises(error, match=message):
+        proxy.access_log(**arguments)  # type: ignore[arg-type]
+
+
 def test_a_response_too_big_for_the_buffers_arrives_whole(nginx_binary: str, backend: ThreadServer) -> None:
     """A response nginx spills to its temp folder arrives whole (started as root, its `nobody` worker can reach it)."""
     with nginx.start_nginx(backend.port) as proxy:
@@ -184,7 +211,7 @@ def test_two_upstreams_take_turns(nginx_binary: str, backend: ThreadServer, seen
     ):
         answers = [get(proxy, "/who")[1] for _ in range(4)]
         replies = [attempt_sync(proxy.ws_url("/ws"), send=["who"], receive=1).messages for _ in range(4)]
-        log = proxy.access_log()
+        log = proxy.access_log(lines=8)  # a WebSocket's line comes once its connection has ended
     assert answers == ["a", "b", "a", "b"]
     assert replies == [["a: who"], ["b: who"], ["a: who"], ["b: who"]]
     assert log.count(f"upstream=127.0.0.1:{backend.port}") == 4 and log.count(f"upstream=127.0.0.1:{other.port}") == 4
